@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PIP    := $(VENV)/bin/pip
+SD     := $(VENV)/bin/servicedesk
+PORT   ?= 5000
+
+.PHONY: run test install install-test services system-packages bench-api clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed-test: $(VENV)/.installed tests/plugins/recorder/pyproject.toml
+	$(PIP) install -q -e '.[test]' -e tests/plugins/recorder
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+# The embedded default: SQLite in the instance folder, jobs in-process, plain HTTP on
+# loopback (so the session cookie may not demand HTTPS here; production keeps it on).
+run: install
+	$(SD) db upgrade
+	$(SD) demo
+	SERVICEDESK_COOKIE_SECURE=false $(SD) run --port $(PORT)
+
+services:
+	.ci/ensure-services
+
+system-packages:
+	.ci/ensure-system-packages
+
+test: install-test system-packages services
+	$(VENV)/bin/pytest
+
+bench-api: install-test services
+	$(VENV)/bin/python bench/api_load.py
+
+clean:
+	rm -rf $(VENV) instance *.egg-info

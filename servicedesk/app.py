@@ -1,0 +1,163 @@
+"""``create_app(config)``: the only place that wires servicedesk together."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, g, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from servicedesk.config import load_config
+from servicedesk.errors import ServiceError
+from servicedesk.extensions import babel, csrf, db, login_manager, migrate
+
+log = logging.getLogger(__name__)
+
+RTL_LOCALES = frozenset({"fa", "he", "ar", "ur"})
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(load_config(app.instance_path))
+    if config:
+        app.config.update(config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=app.config["SERVICEDESK_MIGRATIONS_DIR"],
+                     render_as_batch=True, compare_type=True)
+    _init_identity(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
+    _init_plugins(app)
+    _register_api(app)
+    _register_web(app)
+    _register_errors(app)
+    app.after_request(_security_headers)
+    app.jinja_env.globals["text_direction"] = text_direction
+    return app
+
+
+def _import_models():
+    # Every table must be known to the metadata (Alembic, relationships by name).
+    from servicedesk.identity import models as _identity  # noqa: F401
+    from servicedesk.incidents import models as _incidents  # noqa: F401
+    from servicedesk.tickets import models as _tickets  # noqa: F401
+
+
+def _init_identity(app: Flask) -> None:
+    from servicedesk.identity.service import load_session_user
+
+    _import_models()
+    login_manager.init_app(app)
+    login_manager.login_view = "web.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_session_user)
+
+
+def _init_plugins(app: Flask) -> None:
+    from servicedesk.plugins import create_plugin_manager
+
+    pm = create_plugin_manager(app.config.get("SERVICEDESK_LOAD_PLUGINS", True))
+    app.extensions["servicedesk"] = {"plugins": pm, "failures": {}}
+
+
+def _register_api(app: Flask) -> None:
+    from servicedesk.api import Api
+    from servicedesk.identity.api import blp as identity_api
+    from servicedesk.incidents.api import blp as incidents_api
+    from servicedesk.tickets.api import blp as tickets_api
+
+    api = Api(app)
+    for blp in (incidents_api, identity_api, tickets_api):
+        api.register_blueprint(blp)
+        csrf.exempt(blp)  # bearer tokens only: no ambient credentials to forge
+
+
+def _register_web(app: Flask) -> None:
+    from servicedesk.incidents.views import bp as incident_pages
+    from servicedesk.web.views import bp as web
+
+    app.register_blueprint(web)
+    app.register_blueprint(incident_pages)
+
+
+def _register_errors(app: Flask) -> None:
+    from servicedesk.api import api_http_error, api_service_error, error_body, is_api_request
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        if is_api_request():
+            return api_service_error(exc)
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if is_api_request():
+            return api_http_error(exc)
+        return render_template("error.html", status=exc.code,
+                               message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if is_api_request():
+            return error_body(500, "internal_error", "Something went wrong on our side.")
+        return render_template("error.html", status=500,
+                               message=_("Something went wrong on our side.")), 500
+
+
+def _select_locale():
+    from flask_login import current_user
+
+    supported = [str(locale) for locale in babel.list_translations()] or ["en"]
+    available = set(supported) | set(_config_locales())
+    if current_user and current_user.is_authenticated and current_user.locale in available:
+        return current_user.locale
+    return request.accept_languages.best_match(_config_locales()) or "en"
+
+
+def _config_locales():
+    from flask import current_app
+
+    return current_app.config["SERVICEDESK_LOCALES"]
+
+
+def _select_timezone():
+    from flask_login import current_user
+
+    if current_user and current_user.is_authenticated:
+        return current_user.timezone
+    return None
+
+
+def text_direction() -> str:
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return "rtl" if locale is not None and locale.language in RTL_LOCALES else "ltr"
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/api/") or getattr(g, "no_store", False):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

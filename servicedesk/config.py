@@ -1,0 +1,81 @@
+"""Settings, read from ``SERVICEDESK_*`` environment variables.
+
+The embedded default is a SQLite file in the instance folder and in-process jobs, so
+one command starts a working desk. Production sets a PostgreSQL URL and a Redis URL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in _TRUE
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def load_config(instance_path: str) -> dict:
+    """Build the Flask config mapping from the environment."""
+    database_url = os.environ.get("SERVICEDESK_DATABASE_URL") or (
+        "sqlite:///" + str(Path(instance_path) / "servicedesk.sqlite")
+    )
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is our PostgreSQL driver; accept the plain scheme people paste.
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    secret_key = os.environ.get("SERVICEDESK_SECRET_KEY")
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SERVICEDESK_REDIS_URL": os.environ.get("SERVICEDESK_REDIS_URL") or None,
+        # Without a configured key, sessions last as long as the process: safe, and
+        # the embedded demo works without set-up. Production must set one.
+        "SECRET_KEY": secret_key or secrets.token_hex(32),
+        "SERVICEDESK_SECRET_KEY_IS_EPHEMERAL": not secret_key,
+        "SESSION_COOKIE_SECURE": _flag("SERVICEDESK_COOKIE_SECURE", True),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "servicedesk_session",
+        "REMEMBER_COOKIE_SECURE": _flag("SERVICEDESK_COOKIE_SECURE", True),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token is bound to the session instead
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "SERVICEDESK_LOCALES": ["en", "fa", "ru", "he"],
+        # Incident policy.
+        "SERVICEDESK_REOPEN_WINDOW_DAYS": _int("SERVICEDESK_REOPEN_WINDOW_DAYS", 7),
+        "SERVICEDESK_AUTOCLOSE_DAYS": _int("SERVICEDESK_AUTOCLOSE_DAYS", 5),
+        "SERVICEDESK_DEFAULT_GROUP": os.environ.get("SERVICEDESK_DEFAULT_GROUP") or None,
+        # Login throttling: failures per username and per client address in a window.
+        "SERVICEDESK_LOGIN_WINDOW_SECONDS": _int("SERVICEDESK_LOGIN_WINDOW_SECONDS", 900),
+        "SERVICEDESK_LOGIN_MAX_PER_USER": _int("SERVICEDESK_LOGIN_MAX_PER_USER", 5),
+        "SERVICEDESK_LOGIN_MAX_PER_ADDRESS": _int("SERVICEDESK_LOGIN_MAX_PER_ADDRESS", 30),
+        # In-process periodic jobs (embedded default only), in seconds.
+        "SERVICEDESK_JOB_INTERVAL": _int("SERVICEDESK_JOB_INTERVAL", 60),
+        "SERVICEDESK_MIGRATIONS_DIR": os.environ.get("SERVICEDESK_MIGRATIONS_DIR")
+        or str(Path(__file__).resolve().parent.parent / "migrations"),
+        # flask-smorest / OpenAPI.
+        "API_TITLE": "servicedesk",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "components": {
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                }
+            },
+            "security": [{"bearer": []}],
+        },
+        "JSON_SORT_KEYS": False,
+    }

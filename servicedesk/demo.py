@@ -1,0 +1,80 @@
+"""Demo data for ``servicedesk demo``: the only place default accounts exist. Idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from servicedesk.extensions import db
+from servicedesk.identity import service as identity
+from servicedesk.incidents.models import Incident
+from servicedesk.incidents.service import create_incident, transition_incident
+from servicedesk.tickets.admin import create_category
+from servicedesk.tickets.models import Category
+
+DEMO_PASSWORD = "demo-password"
+
+GROUPS = [
+    ("Service Desk", 1, "First line: every employee's first contact."),
+    ("Infrastructure", 2, "Second line: servers, network, storage."),
+    ("Workplace", 2, "Second line: laptops, printers, software."),
+    ("Engineering", 3, "Third line: the people who build the systems."),
+]
+USERS = [
+    # username, role, display name, groups
+    ("admin", "admin", "Ada Admin", []),
+    ("manager", "manager", "Maria Manager", ["Service Desk", "Infrastructure", "Workplace"]),
+    ("agent", "agent", "Alex Agent", ["Service Desk"]),
+    ("l2agent", "agent", "Lee Second-Line", ["Infrastructure"]),
+    ("l3agent", "agent", "Sam Engineer", ["Engineering"]),
+    ("employee", "requester", "Emma Employee", []),
+    ("employee2", "requester", "Omid Employee", []),
+]
+CATEGORIES = {
+    ("Hardware", "Service Desk"): ["Laptop", "Printer", "Phone"],
+    ("Software", "Service Desk"): ["E-mail", "Office", "Business application"],
+    ("Network", "Service Desk"): ["VPN", "Wi-Fi"],
+    ("Access", "Service Desk"): ["Password reset", "Permissions"],
+}
+INCIDENTS = [
+    ("employee", "VPN drops every few minutes", "high", "medium", "Network", "VPN"),
+    ("employee", "Printer on floor 3 prints blank pages", "low", "low", "Hardware", "Printer"),
+    ("employee2", "Cannot open shared mailbox", "medium", "high", "Software", "E-mail"),
+]
+
+
+def seed_demo() -> list[tuple[str, str]]:
+    for name, line, description in GROUPS:
+        if identity.get_group(name) is None:
+            identity.create_group(None, name, line, description)
+    for username, role, display_name, groups in USERS:
+        if identity.get_user(username) is None:
+            identity.create_user(None, username, f"{username}@example.com", role, groups=groups,
+                                 password=DEMO_PASSWORD, display_name=display_name)
+    manager = identity.get_user("manager")
+    for name, _line, _description in GROUPS[:3]:
+        group = identity.get_group(name)
+        if group.manager_id is None:
+            group.manager = manager
+    db.session.commit()
+    for (parent_name, group), children in CATEGORIES.items():
+        parent = _category(parent_name, None) or create_category(None, parent_name, None, group)
+        for child in children:
+            if _category(child, parent.id) is None:
+                create_category(None, child, parent.id)
+    if not db.session.scalar(select(func.count()).select_from(Incident)):
+        for username, title, impact, urgency, category, subcategory in INCIDENTS:
+            parent = _category(category, None)
+            create_incident(identity.get_user(username), {
+                "title": title, "description": f"{title}. Reported from the demo seed.",
+                "impact": impact, "urgency": urgency, "category_id": parent.id,
+                "subcategory_id": _category(subcategory, parent.id).id,
+            }, channel="web")
+        first = db.session.scalars(select(Incident).order_by(Incident.id)).first()
+        transition_incident(identity.get_user("agent"), first.number,
+                            {"to": "assigned", "assignee": "agent"})
+    return [(u[0], u[1]) for u in USERS]
+
+
+def _category(name: str, parent_id: int | None) -> Category | None:
+    where = Category.parent_id == parent_id if parent_id else Category.parent_id.is_(None)
+    return db.session.scalars(select(Category).where(Category.name == name, where)).first()

@@ -1,0 +1,1 @@
+"""Users, groups, support lines, roles and authentication."""

@@ -1,0 +1,1 @@
+"""Incident management: restore normal service as quickly as possible."""

@@ -1,0 +1,471 @@
+"""Incident operations. Each takes the acting user, checks, changes, audits, commits, hooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy.orm import joinedload
+
+from servicedesk.errors import Conflict, Forbidden, ValidationError
+from servicedesk.extensions import db
+from servicedesk.identity.models import Group, User, group_members
+from servicedesk.incidents.models import PREFIX, Incident
+from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
+from servicedesk.tickets import service as core
+from servicedesk.tickets.access import visible_tickets_clause
+from servicedesk.tickets.models import Category
+from servicedesk.types import utcnow
+
+WORKFLOW = INCIDENT_WORKFLOW
+
+_REPORTED = {"title", "description", "impact", "urgency", "category_id", "subcategory_id",
+             "service_id", "ci_id"}
+_STAFF_CREATE = _REPORTED | {"requester", "group", "assignee", "channel", "major"}
+_STAFF_UPDATE = _REPORTED | {"group", "assignee", "major"}
+
+# What each role may write, per action (ASVS 15.3.3): everything else is refused.
+CREATE_FIELDS = {
+    "requester": _REPORTED,
+    "agent": _STAFF_CREATE,
+    "manager": _STAFF_CREATE,
+    "admin": _STAFF_CREATE,
+}
+UPDATE_FIELDS = {
+    "requester": {"title", "description", "impact", "urgency", "category_id", "subcategory_id"},
+    "agent": _STAFF_UPDATE,
+    "manager": _STAFF_UPDATE,
+    "admin": _STAFF_UPDATE,
+}
+WHY_NOT = {
+    "priority": "Priority follows from impact and urgency.",
+    "status": "Change the status with a transition.",
+    "group": "Only IT staff assign tickets.",
+    "assignee": "Only IT staff assign tickets.",
+    "requester": "Only IT staff raise incidents for someone else.",
+    "channel": "Set by the channel the incident came in through.",
+}
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def get_incident(actor: User, number: str) -> Incident:
+    return core.get_visible_ticket(actor, Incident, number)
+
+
+_LIST_OPTIONS = (
+    joinedload(Incident.requester),
+    joinedload(Incident.assignee),
+    joinedload(Incident.group),
+    joinedload(Incident.category),
+    joinedload(Incident.subcategory),
+)
+
+# Sort keys come from this table only (never from request strings turned into columns).
+SORTS = {
+    "created_at": ((Incident.created_at, False),),
+    "-created_at": ((Incident.created_at, True),),
+    "updated_at": ((Incident.updated_at, False),),
+    "-updated_at": ((Incident.updated_at, True),),
+    # The queue: most urgent first, then oldest first.
+    "priority": ((Incident.priority, False), (Incident.created_at, False)),
+    "-priority": ((Incident.priority, True), (Incident.created_at, False)),
+}
+DEFAULT_SORT = "-created_at"
+
+
+def _encode_cursor(values: list) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, columns) -> list:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(columns):
+            raise ValueError
+        decoded = []
+        for (column, _desc), value in zip(columns, values):
+            if column is Incident.created_at or column is Incident.updated_at:
+                value = datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    raise ValueError
+            elif not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError
+            decoded.append(value)
+        return decoded
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ValidationError(
+            "The cursor is not one this server handed out.",
+            fields={"cursor": ["Invalid cursor."]},
+        ) from None
+
+
+def _after(columns, values):
+    """Keyset predicate: rows strictly after ``values`` in the order ``columns``."""
+    clauses = []
+    for i, (column, desc) in enumerate(columns):
+        equal = [c == v for (c, _), v in zip(columns[:i], values[:i])]
+        step = column < values[i] if desc else column > values[i]
+        clauses.append(and_(*equal, step))
+    return or_(*clauses)
+
+
+def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
+                   cursor: str | None = None, limit: int = 50):
+    """Incidents ``actor`` may see, filtered, in ``sort`` order; returns (items, next_cursor).
+
+    ``filters`` keys: status (list), priority (list), group, assignee (username, "me"
+    or "none"), requester, category_id, created_after, created_before, open (bool).
+    """
+    if sort not in SORTS:
+        raise ValidationError(
+            f"Unknown sort {sort!r}.", fields={"sort": [f"One of: {', '.join(SORTS)}."]}
+        )
+    columns = SORTS[sort] + ((Incident.id, SORTS[sort][0][1]),)
+    query = select(Incident).where(visible_tickets_clause(actor, Incident))
+    if filters.get("status"):
+        query = query.where(Incident.status.in_(filters["status"]))
+    if filters.get("priority"):
+        query = query.where(Incident.priority.in_(filters["priority"]))
+    if "open" in filters:
+        query = query.where(Incident.is_open == (true() if filters["open"] else False))
+    if filters.get("group"):
+        query = query.where(Incident.group_id == core.find_group(filters["group"]).id)
+    if filters.get("assignee"):
+        who = filters["assignee"]
+        if who == "none":
+            query = query.where(Incident.assignee_id.is_(None))
+        else:
+            user = actor if who == "me" else core.find_user(who, "assignee")
+            query = query.where(Incident.assignee_id == user.id)
+    if filters.get("requester"):
+        query = query.where(
+            Incident.requester_id == core.find_user(filters["requester"], "requester").id
+        )
+    if filters.get("category_id"):
+        category = filters["category_id"]
+        query = query.where(
+            or_(Incident.category_id == category, Incident.subcategory_id == category)
+        )
+    if filters.get("created_after"):
+        query = query.where(Incident.created_at >= filters["created_after"])
+    if filters.get("created_before"):
+        query = query.where(Incident.created_at < filters["created_before"])
+    if cursor:
+        query = query.where(_after(columns, _decode_cursor(cursor, columns)))
+    order = [column.desc() if desc else column.asc() for column, desc in columns]
+    rows = list(
+        db.session.scalars(query.options(*_LIST_OPTIONS).order_by(*order).limit(limit + 1))
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _encode_cursor([getattr(last, c.key) for c, _ in columns])
+    return rows, next_cursor
+
+
+# --- assignment ----------------------------------------------------------------------
+
+
+def _is_member(user: User, group: Group) -> bool:
+    return db.session.scalar(
+        select(
+            exists().where(group_members.c.user_id == user.id, group_members.c.group_id == group.id)
+        )
+    )
+
+
+def _home_group(user: User) -> Group | None:
+    return db.session.scalars(
+        select(Group)
+        .join(group_members, group_members.c.group_id == Group.id)
+        .where(group_members.c.user_id == user.id)
+        .order_by(Group.support_line, Group.name)
+        .limit(1)
+    ).first()
+
+
+def _assignment(ticket: Incident, data: dict) -> dict:
+    """The group / line / assignee / status changes that ``data`` asks for."""
+    changes = {}
+    group = ticket.group
+    if "group" in data:
+        group = core.find_group(data["group"]) if data["group"] else None
+        changes["group"] = group
+        changes["support_line"] = group.support_line if group else None
+    assignee = ticket.assignee
+    if "assignee" in data:
+        assignee = core.find_user(data["assignee"], "assignee", staff=True) if data["assignee"] else None
+    elif assignee is not None and group is not None and not _is_member(assignee, group):
+        assignee = None  # moved to a group its assignee is not in: back to that queue
+    if assignee is not None:
+        if group is None:
+            group = _home_group(assignee)
+            if group is None:
+                raise ValidationError(
+                    f"{assignee.username} belongs to no group.",
+                    fields={"assignee": ["The assignee must belong to a group."]},
+                )
+            changes["group"] = group
+            changes["support_line"] = group.support_line
+        elif not _is_member(assignee, group):
+            raise ValidationError(
+                f"{assignee.username} is not a member of {group.name}.",
+                fields={"assignee": [f"Must be a member of the group {group.name}."]},
+            )
+    changes["assignee"] = assignee
+    if ticket.status == "new" and assignee is not None:
+        changes["status"] = "assigned"
+    elif ticket.status == "assigned" and assignee is None:
+        changes["status"] = "new"
+    return changes
+
+
+def _apply_with_status(ticket, actor, changes, action, hooks):
+    """Apply changes; a status change among them is audited and hooked as a transition."""
+    target = changes.pop("status", None)
+    entries = core.apply_changes(ticket, actor, changes, action=action)
+    if target is not None and target != ticket.status:
+        source = ticket.status
+        entries += core.apply_changes(ticket, actor, {"status": target}, action="transition")
+        ticket.is_open = WORKFLOW.is_open(target)
+        hooks.append(("servicedesk_ticket_transitioned",
+                      {"ticket": ticket, "actor": actor, "from_status": source, "to_status": target}))
+    return entries
+
+
+def _default_group(category, subcategory) -> Group | None:
+    for source in (subcategory, category):
+        if source is not None and source.default_group is not None:
+            return source.default_group
+    # Otherwise the configured triage group, else the first first-line group.
+    name = current_app.config.get("SERVICEDESK_DEFAULT_GROUP")
+    query = select(Group).where(Group.name == name) if name else (
+        select(Group).where(Group.support_line == 1).order_by(Group.id).limit(1))
+    return db.session.scalars(query).first()
+
+
+def _categories(data: dict, category=None, subcategory=None):
+    """Resolve category_id / subcategory_id from ``data`` against the current pair."""
+    if "category_id" in data:
+        category = (core.find_category(data["category_id"], "category_id")
+                    if data["category_id"] else None)
+        if subcategory is not None and (category is None or subcategory.parent_id != category.id):
+            subcategory = None
+    if "subcategory_id" in data:
+        subcategory = None
+        if data["subcategory_id"]:
+            if category is None:
+                # A subcategory alone implies its category.
+                sub = db.session.get(Category, data["subcategory_id"])
+                category = sub.parent if sub is not None else None
+                if category is None:
+                    raise ValidationError("Unknown subcategory.",
+                                          fields={"subcategory_id": ["Unknown subcategory."]})
+            subcategory = core.find_category(data["subcategory_id"], "subcategory_id",
+                                             parent=category)
+    return category, subcategory
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def create_incident(actor: User, data: dict, channel: str) -> Incident:
+    core.check_writable(actor, data.keys(), CREATE_FIELDS, WHY_NOT)
+    requester = actor
+    if data.get("requester"):
+        requester = core.find_user(data["requester"], "requester")
+    impact = data.get("impact") or "medium"
+    urgency = data.get("urgency") or "medium"
+    category, subcategory = _categories(data)
+    now = utcnow()
+    incident = Incident(
+        title=data["title"],
+        description=data.get("description") or "",
+        impact=impact,
+        urgency=urgency,
+        priority=core.compute_priority(impact, urgency),
+        category=category,
+        subcategory=subcategory,
+        service_id=data.get("service_id"),
+        ci_id=data.get("ci_id"),
+        requester=requester,
+        channel=data.get("channel") or channel,
+        major=bool(data.get("major", False)),
+        status=WORKFLOW.initial,
+        is_open=True,
+        created_at=now,
+        updated_at=now,
+    )
+    if "group" not in data:
+        group = _default_group(category, subcategory)
+        if group is not None:
+            incident.group = group
+            incident.support_line = group.support_line
+    changes = _assignment(incident, data)
+    for attr, value in changes.items():
+        setattr(incident, attr, value)
+    incident.is_open = WORKFLOW.is_open(incident.status)
+    incident.number = core.allocate_number(PREFIX)
+    db.session.add(incident)
+    db.session.flush()
+    core.record(incident, actor, "created", "number", None, incident.number)
+    if incident.assignee is not None:
+        core.record(incident, actor, "assigned", "assignee", None, incident.assignee)
+    core.commit_and_notify([("servicedesk_ticket_created", {"ticket": incident, "actor": actor})])
+    return incident
+
+
+def update_incident(actor: User, number: str, data: dict) -> Incident:
+    data = dict(data)
+    version = data.pop("version", None)
+    incident = get_incident(actor, number)
+    core.check_writable(actor, data.keys(), UPDATE_FIELDS, WHY_NOT)
+    if WORKFLOW.is_final(incident.status):
+        raise Conflict(f"{number} is {incident.status}; it can no longer be edited.",
+                       code="ticket_closed")
+    if not actor.is_staff and incident.status != "new":
+        raise Forbidden(
+            "IT has started on this incident; add a reply to tell them what changed.",
+            fields={f: ["Editable by you only until IT picks the incident up."] for f in data},
+            code="forbidden_fields",
+        )
+    core.check_version(incident, version)
+    changes = {k: data[k] for k in ("title", "description", "service_id", "ci_id") if k in data}
+    if "major" in data:
+        changes["major"] = bool(data["major"])
+    if "impact" in data or "urgency" in data:
+        impact = data.get("impact") or incident.impact
+        urgency = data.get("urgency") or incident.urgency
+        changes.update(impact=impact, urgency=urgency,
+                       priority=core.compute_priority(impact, urgency))
+    if "category_id" in data or "subcategory_id" in data:
+        category, subcategory = _categories(data, incident.category, incident.subcategory)
+        changes.update(category=category, subcategory=subcategory)
+    if "group" in data or "assignee" in data:
+        changes.update(_assignment(incident, data))
+    hooks = []
+    entries = _apply_with_status(incident, actor, changes, "updated", hooks)
+    if entries:
+        hooks.insert(0, ("servicedesk_ticket_updated",
+                         {"ticket": incident, "actor": actor, "changes": entries}))
+    core.commit_and_notify(hooks)
+    return incident
+
+
+def transition_incident(actor: User, number: str, data: dict) -> Incident:
+    incident = get_incident(actor, number)
+    if data.get("version") is not None:
+        core.check_version(incident, data["version"])
+    target = data["to"]
+    step = WORKFLOW.check(incident.status, target, core.role_of(actor))
+    now = utcnow()
+    extra = {}
+    if incident.status == "pending" and target != "pending":
+        extra["pending_reason"] = None
+    if target == "pending":
+        extra["pending_reason"] = data.get("pending_reason")
+    if target == "resolved":
+        extra.update(resolution_code=data.get("resolution_code"),
+                     resolution_notes=data.get("resolution_notes"), resolved_at=now)
+    if target in WORKFLOW.final_states:
+        extra["closed_at"] = now
+    if step.reopen:
+        if actor is not None and not actor.is_staff:
+            window = timedelta(days=current_app.config["SERVICEDESK_REOPEN_WINDOW_DAYS"])
+            if incident.resolved_at is not None and now - incident.resolved_at > window:
+                raise Conflict(
+                    f"{number} was resolved more than {window.days} days ago and can no "
+                    "longer be reopened; please raise a new incident.",
+                    fields={"to": ["The reopen window has passed."]},
+                    code="reopen_window_passed",
+                )
+        extra.update(reopen_count=incident.reopen_count + 1, resolved_at=None,
+                     resolution_code=None, resolution_notes=None)
+    hooks = []
+    if target == "assigned":
+        assignment = _assignment(incident, {k: data[k] for k in ("group", "assignee") if k in data})
+        assignment.pop("status", None)
+        extra.update(assignment)
+    source = incident.status
+    _step, _source, entries = core.transition(incident, actor, WORKFLOW, target, data, extra)
+    hooks.append(("servicedesk_ticket_transitioned",
+                  {"ticket": incident, "actor": actor, "from_status": source, "to_status": target}))
+    core.commit_and_notify(hooks)
+    return incident
+
+
+def comment_incident(actor: User, number: str, body: str, public: bool = True):
+    incident = get_incident(actor, number)
+    comment = core.add_comment(incident, actor, body, public, WORKFLOW)
+    hooks = [("servicedesk_ticket_commented", {"ticket": incident, "comment": comment, "actor": actor})]
+    # The requester answered what we were waiting for: the ball is back with IT.
+    if (public and actor.id == incident.requester_id and incident.status == "pending"
+            and incident.pending_reason == "awaiting_requester"):
+        _apply_with_status(incident, actor, {"status": "in_progress", "pending_reason": None},
+                           "requester_replied", hooks)
+    core.commit_and_notify(hooks)
+    return comment
+
+
+def escalate_incident(actor: User, number: str, data: dict) -> Incident:
+    """Functional escalation: hand the incident to a group of the next support line."""
+    if not actor.is_staff:
+        raise Forbidden("Only IT staff escalate incidents.")
+    incident = get_incident(actor, number)
+    if data.get("version") is not None:
+        core.check_version(incident, data["version"])
+    if not WORKFLOW.is_open(incident.status):
+        raise Conflict(f"{number} is {incident.status}; only open incidents are escalated.",
+                       code="ticket_not_open")
+    line = (incident.support_line or 1) + 1
+    if line > 3:
+        raise Conflict(f"{number} is already with the last support line (L3).",
+                       code="no_next_line")
+    if data.get("group"):
+        group = core.find_group(data["group"])
+        if group.support_line != line:
+            raise ValidationError(
+                f"{group.name} is an L{group.support_line} group; escalation goes to L{line}.",
+                fields={"group": [f"Must be a group of support line {line}."]},
+            )
+    else:
+        group = db.session.scalars(
+            select(Group).where(Group.support_line == line).order_by(Group.name).limit(1)
+        ).first()
+        if group is None:
+            raise Conflict(f"There is no L{line} group to escalate to.", code="no_next_line")
+    changes = {"group": group, "support_line": line, "assignee": None}
+    if incident.status == "assigned":
+        changes["status"] = "new"
+    hooks = []
+    entries = _apply_with_status(incident, actor, changes, "escalated", hooks)
+    incident.escalation_count += 1
+    if data.get("note"):
+        core.add_comment(incident, actor, data["note"], False, WORKFLOW)
+    hooks.insert(0, ("servicedesk_ticket_updated",
+                     {"ticket": incident, "actor": actor, "changes": entries}))
+    core.commit_and_notify(hooks)
+    return incident
+
+
+def close_if_resolved_before(number: str, cutoff: datetime) -> bool:
+    """Close one resolved incident for the auto-close job; idempotent, safe to race."""
+    incident = db.session.scalars(select(Incident).where(Incident.number == number)).one_or_none()
+    if incident is None or incident.status != "resolved" or incident.resolved_at is None \
+            or incident.resolved_at > cutoff:
+        db.session.rollback()
+        return False
+    source = incident.status
+    core.transition(incident, None, WORKFLOW, "closed", {}, {"closed_at": utcnow()})
+    core.commit_and_notify([("servicedesk_ticket_transitioned",
+                             {"ticket": incident, "actor": None,
+                              "from_status": source, "to_status": "closed"})])
+    return True

@@ -1,0 +1,164 @@
+"""Tables of the work-item core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from servicedesk.extensions import db
+from servicedesk.identity.models import Group, User
+from servicedesk.types import UTCDateTime, utcnow
+
+LEVELS = ("high", "medium", "low")
+CHANNELS = ("web", "api", "email", "chat", "phone")
+
+
+class Category(db.Model):
+    """A category, or (with a parent) a subcategory. Admin-managed; never deleted."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    default_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="SET NULL")
+    )
+    active: Mapped[bool] = mapped_column(default=True)
+
+    parent: Mapped[Category | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Category]] = relationship(
+        back_populates="parent", order_by="Category.name"
+    )
+    default_group: Mapped[Group | None] = relationship()
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent.name} / {self.name}" if self.parent else self.name
+
+
+class PriorityRule(db.Model):
+    """One cell of the impact x urgency matrix."""
+
+    __tablename__ = "priority_matrix"
+    __table_args__ = (CheckConstraint("priority BETWEEN 1 AND 5", name="priority"),)
+
+    impact: Mapped[str] = mapped_column(String(8), primary_key=True)
+    urgency: Mapped[str] = mapped_column(String(8), primary_key=True)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+
+
+class TicketCounter(db.Model):
+    """The last number handed out per prefix (INC, PRB, ...). Numbers are never reused."""
+
+    __tablename__ = "ticket_counters"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+class Ticket(db.Model):
+    """The work item every ITIL process shares."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint("priority BETWEEN 1 AND 5", name="priority"),
+            # The agent queue: open tickets, most urgent first. Partial, so millions of
+        # closed tickets cost it nothing. Queries must say ``is_open == true()``.
+        Index(
+            "ix_tickets_open_queue", "priority", "created_at", "id",
+            sqlite_where=text("is_open = 1"), postgresql_where=text("is_open"),
+        ),
+        Index("ix_tickets_group_status", "group_id", "status"),
+        Index("ix_tickets_requester", "requester_id", "created_at", "id"),
+        Index("ix_tickets_assignee", "assignee_id", "status"),
+        Index("ix_tickets_created", "created_at", "id"),
+        Index("ix_tickets_resolved", "status", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32))
+    # Derived from status by the kind's workflow; kept as a column for the queue index.
+    is_open: Mapped[bool] = mapped_column(default=True)
+    impact: Mapped[str] = mapped_column(String(8), default="medium")
+    urgency: Mapped[str] = mapped_column(String(8), default="medium")
+    priority: Mapped[int] = mapped_column(SmallInteger, default=3)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    subcategory_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    # References into the service catalogue and the CMDB; their tables come with them.
+    service_id: Mapped[int | None] = mapped_column(index=True)
+    ci_id: Mapped[int | None] = mapped_column(index=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    support_line: Mapped[int | None] = mapped_column(SmallInteger)
+    channel: Mapped[str] = mapped_column(String(16), default="web")
+    pending_reason: Mapped[str | None] = mapped_column(String(32))
+    resolution_code: Mapped[str | None] = mapped_column(String(32))
+    resolution_notes: Mapped[str | None] = mapped_column(Text)
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    escalation_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1)
+
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    group: Mapped[Group | None] = relationship()
+    category: Mapped[Category | None] = relationship(foreign_keys=[category_id])
+    subcategory: Mapped[Category | None] = relationship(foreign_keys=[subcategory_id])
+
+    @property
+    def open_seconds(self) -> int:
+        """How long the requester has been waiting: until resolution, or until now."""
+        end = self.resolved_at or self.closed_at or utcnow()
+        return max(0, int((end - self.created_at).total_seconds()))
+
+    __mapper_args__ = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "ticket",
+        "version_id_col": version,
+    }
+
+
+class Comment(db.Model):
+    """A public reply (the requester sees it) or an internal note (staff only)."""
+
+    __tablename__ = "ticket_comments"
+    __table_args__ = (Index("ix_ticket_comments_ticket", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User | None] = relationship()
+
+
+class AuditEntry(db.Model):
+    """One change to a ticket: who, when, what, from, to. Written in the change's transaction."""
+
+    __tablename__ = "ticket_audit"
+    __table_args__ = (Index("ix_ticket_audit_ticket", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[User | None] = relationship()

@@ -1,0 +1,71 @@
+"""marshmallow schemas shared by every ticket kind: comments, history, paging."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+
+class Stripped(fields.String):
+    """A string with surrounding white space removed on load."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        return result.strip()
+
+
+def _name(user):
+    return None if user is None else user.username
+
+
+def _display(user):
+    return None if user is None else user.name
+
+
+class CommentSchema(ma.Schema):
+    id = fields.Integer()
+    author = fields.Function(lambda c: _name(c.author))
+    author_name = fields.Function(
+        lambda c: _display(c.author),
+        metadata={"description": "The author's display name: every reply is signed."},
+    )
+    body = fields.String()
+    public = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class CommentCreateSchema(ma.Schema):
+    body = Stripped(required=True, validate=validate.Length(min=1, max=50_000))
+    public = fields.Boolean(load_default=True)
+
+
+class AuditEntrySchema(ma.Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor = fields.Function(lambda e: _name(e.actor))
+    actor_name = fields.Function(lambda e: _display(e.actor) if e.actor else "System")
+    action = fields.String()
+    field = fields.String(allow_none=True)
+    old_value = fields.String(allow_none=True)
+    new_value = fields.String(allow_none=True)
+
+
+class CategorySchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    name = Stripped(required=True, validate=validate.Length(min=1, max=120))
+    parent_id = fields.Integer(allow_none=True, load_default=None, strict=True)
+    default_group = fields.Function(
+        lambda c: c.default_group.name if c.default_group else None,
+        deserialize=lambda v: v, allow_none=True,
+    )
+    active = fields.Boolean(dump_only=True)
+
+
+class PriorityCellSchema(ma.Schema):
+    impact = fields.String(required=True, validate=validate.OneOf(("high", "medium", "low")))
+    urgency = fields.String(required=True, validate=validate.OneOf(("high", "medium", "low")))
+    priority = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+
+
+class PriorityMatrixSchema(ma.Schema):
+    cells = fields.List(fields.Nested(PriorityCellSchema), required=True)

@@ -1,0 +1,327 @@
+"""Operations every ticket kind shares. Kind packages build their services on these.
+
+Nothing here commits except ``commit_and_notify``; the kind's service function calls
+it once, after all of its changes, so a change, its audit entries and (later) its
+outbox rows share one transaction, and plugin hooks see only committed data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
+from servicedesk.extensions import db
+from servicedesk.identity.models import Group, User
+from servicedesk.plugins import call_hook
+from servicedesk.tickets.access import visible_tickets_clause
+from servicedesk.tickets.models import (
+    LEVELS,
+    AuditEntry,
+    Category,
+    Comment,
+    PriorityRule,
+    Ticket,
+    TicketCounter,
+)
+from servicedesk.tickets.workflow import Workflow
+from servicedesk.types import utcnow
+
+# The matrix a fresh install starts with (also seeded by the first migration).
+DEFAULT_PRIORITY_MATRIX = {
+    ("high", "high"): 1,
+    ("high", "medium"): 2,
+    ("medium", "high"): 2,
+    ("high", "low"): 3,
+    ("medium", "medium"): 3,
+    ("low", "high"): 3,
+    ("medium", "low"): 4,
+    ("low", "medium"): 4,
+    ("low", "low"): 5,
+}
+
+SYSTEM_ROLE = "system"
+
+
+def role_of(actor: User | None) -> str:
+    return SYSTEM_ROLE if actor is None else actor.role
+
+
+# --- numbering and priority ----------------------------------------------------------
+
+
+def allocate_number(prefix: str) -> str:
+    """Hand out the next number for ``prefix`` (``INC000042``); never the same twice.
+
+    One upsert on a counter row: concurrent creators queue on its row lock (SQLite:
+    on the write lock every writer already holds), so no two tickets share a number,
+    and since tickets are never deleted a number is never handed out again.
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(TicketCounter)
+        .values(prefix=prefix, value=1)
+        .on_conflict_do_update(
+            index_elements=["prefix"], set_={"value": TicketCounter.value + 1}
+        )
+        .returning(TicketCounter.value)
+    )
+    value = db.session.execute(stmt).scalar_one()
+    return f"{prefix}{value:06d}"
+
+
+def compute_priority(impact: str, urgency: str) -> int:
+    rule = db.session.get(PriorityRule, (impact, urgency))
+    if rule is not None:
+        return rule.priority
+    return DEFAULT_PRIORITY_MATRIX[(impact, urgency)]
+
+
+def priority_matrix() -> dict[tuple[str, str], int]:
+    matrix = dict(DEFAULT_PRIORITY_MATRIX)
+    for rule in db.session.scalars(select(PriorityRule)):
+        matrix[(rule.impact, rule.urgency)] = rule.priority
+    return matrix
+
+
+def set_priority_matrix(actor: User, cells: dict[tuple[str, str], int]) -> dict:
+    if actor.role != "admin":
+        raise Forbidden("Only admins may change the priority matrix.")
+    errors = {}
+    for (impact, urgency), priority in cells.items():
+        key = f"{impact}/{urgency}"
+        if impact not in LEVELS or urgency not in LEVELS:
+            errors[key] = [f"Impact and urgency must be one of: {', '.join(LEVELS)}."]
+        elif not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
+            errors[key] = ["Priority must be a whole number from 1 to 5."]
+    if errors:
+        raise ValidationError("The priority matrix has invalid cells.", fields=errors)
+    for (impact, urgency), priority in cells.items():
+        rule = db.session.get(PriorityRule, (impact, urgency))
+        if rule is None:
+            db.session.add(PriorityRule(impact=impact, urgency=urgency, priority=priority))
+        else:
+            rule.priority = priority
+    db.session.commit()
+    return priority_matrix()
+
+
+# --- lookups -------------------------------------------------------------------------
+
+
+def get_visible_ticket(actor: User, model, number: str):
+    """The ticket ``number`` of kind ``model`` if ``actor`` may see it, else NotFound."""
+    ticket = db.session.scalars(
+        select(model).where(model.number == number, visible_tickets_clause(actor, model))
+    ).one_or_none()
+    if ticket is None:
+        raise NotFound(f"No {model.__name__.lower()} {number}.")
+    return ticket
+
+
+def check_version(ticket: Ticket, version) -> None:
+    if version is None:
+        raise ValidationError(
+            "The version you last read is required.",
+            fields={"version": ["Missing data for required field."]},
+        )
+    if version != ticket.version:
+        raise Conflict(
+            f"{ticket.number} was changed by someone else (version {ticket.version}, you "
+            f"sent {version}); reload it and apply your change again.",
+            fields={"version": [f"Stale: the current version is {ticket.version}."]},
+            code="stale_version",
+        )
+
+
+def find_user(username: str, field: str, staff: bool = False) -> User:
+    user = db.session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None or not user.active:
+        raise ValidationError(f"No active user {username!r}.", fields={field: ["Unknown user."]})
+    if staff and not user.is_staff:
+        raise ValidationError(
+            f"{username} is not IT staff.", fields={field: ["Must be an agent or manager."]}
+        )
+    return user
+
+
+def find_group(name: str, field: str = "group") -> Group:
+    group = db.session.scalars(select(Group).where(Group.name == name)).one_or_none()
+    if group is None:
+        raise ValidationError(f"No group {name!r}.", fields={field: ["Unknown group."]})
+    return group
+
+
+def find_category(category_id: int, field: str, parent: Category | None = None) -> Category:
+    category = db.session.get(Category, category_id)
+    if category is None or not category.active:
+        raise ValidationError("Unknown category.", fields={field: ["Unknown category."]})
+    if parent is None and category.parent_id is not None:
+        raise ValidationError(
+            "That is a subcategory.", fields={field: ["Choose a top-level category."]}
+        )
+    if parent is not None and category.parent_id != parent.id:
+        raise ValidationError(
+            "Subcategory does not belong to the category.",
+            fields={field: [f"Not a subcategory of {parent.name}."]},
+        )
+    return category
+
+
+# --- writable fields -----------------------------------------------------------------
+
+
+def check_writable(actor: User, fields, allowed: dict[str, set[str]], why: dict | None = None):
+    """Refuse (403, naming each field) fields the actor's role may not write."""
+    permitted = allowed.get(actor.role, set())
+    refused = sorted(set(fields) - permitted)
+    if refused:
+        why = why or {}
+        raise Forbidden(
+            f"Your role ({actor.role}) may not set: {', '.join(refused)}.",
+            fields={f: [why.get(f, f"Not writable by a {actor.role}.")] for f in refused},
+            code="forbidden_fields",
+        )
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+def _display(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, User):
+        return value.username
+    if isinstance(value, Group):
+        return value.name
+    if isinstance(value, Category):
+        return value.name
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def record(ticket: Ticket, actor: User | None, action: str, field: str | None = None,
+           old=None, new=None) -> AuditEntry:
+    entry = AuditEntry(
+        ticket_id=ticket.id,
+        actor_id=actor.id if actor is not None else None,
+        action=action,
+        field=field,
+        old_value=_display(old),
+        new_value=_display(new),
+        at=utcnow(),
+    )
+    db.session.add(entry)
+    return entry
+
+
+def apply_changes(ticket: Ticket, actor: User | None, changes: dict, action: str = "updated"):
+    """Set attributes on ``ticket``, auditing each one that really changes.
+
+    ``changes`` maps attribute names to new values; relationship attributes
+    (``assignee``, ``group``, ``category``...) are audited by their readable name.
+    """
+    entries = []
+    for attr, new in changes.items():
+        old = getattr(ticket, attr)
+        if old == new:
+            continue
+        setattr(ticket, attr, new)
+        entries.append(record(ticket, actor, action, attr, old, new))
+    return entries
+
+
+# --- workflow ------------------------------------------------------------------------
+
+
+def transition(ticket: Ticket, actor: User | None, workflow: Workflow, target: str,
+               data: dict, extra: dict | None = None):
+    """Move ``ticket`` to ``target`` under ``workflow``; returns (transition, entries).
+
+    Checks the edge and the actor's role, that every field the edge requires is in
+    ``data``, then sets status (and ``is_open``) plus ``extra`` attributes, audited.
+    """
+    step = workflow.check(ticket.status, target, role_of(actor))
+    missing = [f for f in step.requires if data.get(f) in (None, "")]
+    if missing:
+        raise ValidationError(
+            f"Moving to {target} needs: {', '.join(missing)}.",
+            fields={f: [f"Required to move to {target}."] for f in missing},
+        )
+    source = ticket.status
+    entries = apply_changes(ticket, actor, {"status": target}, action="transition")
+    ticket.is_open = workflow.is_open(target)
+    entries += apply_changes(ticket, actor, extra or {}, action="transition")
+    return step, source, entries
+
+
+# --- comments ------------------------------------------------------------------------
+
+
+def add_comment(ticket: Ticket, actor: User, body: str, public: bool,
+                workflow: Workflow) -> Comment:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError("A comment needs text.", fields={"body": ["Must not be empty."]})
+    if not public and not actor.is_staff:
+        raise Forbidden(
+            "Only IT staff may write internal notes.",
+            fields={"public": ["Requesters can only write public replies."]},
+            code="forbidden_fields",
+        )
+    if workflow.is_final(ticket.status):
+        raise Conflict(
+            f"{ticket.number} is {ticket.status}; it takes no more comments.",
+            fields={"body": [f"The ticket is {ticket.status}."]},
+            code="ticket_closed",
+        )
+    comment = Comment(ticket_id=ticket.id, author=actor, body=body, public=public,
+                      created_at=utcnow())
+    db.session.add(comment)
+    record(ticket, actor, "commented" if public else "internal_note")
+    if public and actor.is_staff and actor.id != ticket.requester_id and ticket.first_response_at is None:
+        ticket.first_response_at = comment.created_at
+    return comment
+
+
+def list_comments(ticket: Ticket, actor: User) -> list[Comment]:
+    query = select(Comment).where(Comment.ticket_id == ticket.id).order_by(Comment.id)
+    if not actor.is_staff:
+        query = query.where(Comment.public.is_(True))
+    return list(db.session.scalars(query))
+
+
+def list_history(ticket: Ticket, actor: User) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.ticket_id == ticket.id).order_by(AuditEntry.id)
+    if not actor.is_staff:
+        query = query.where(AuditEntry.action != "internal_note")
+    return list(db.session.scalars(query))
+
+
+# --- commit --------------------------------------------------------------------------
+
+
+def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
+    """Commit the unit of work, then tell the plugins. Conflicts become 409s."""
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict(
+            "Someone else changed this ticket at the same moment; reload and retry.",
+            fields={"version": ["Stale."]},
+            code="stale_version",
+        ) from None
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict("The change conflicts with existing data.", code="integrity") from exc
+    for name, kwargs in hooks:
+        call_hook(name, **kwargs)

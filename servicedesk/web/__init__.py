@@ -1,0 +1,1 @@
+"""Layout, templates, static files and the shell pages (login, home)."""

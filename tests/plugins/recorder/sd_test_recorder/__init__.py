@@ -1,0 +1,1 @@
+"""Test plugins: ``recorder`` notes every lifecycle hook; ``exploder`` raises when armed."""
