@@ -25,6 +25,27 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _instance_secret(instance_path: str) -> str:
+    """A secret key kept in the instance folder (mode 0600), made on first use.
+
+    So the embedded default needs no set-up, yet sessions survive restarts and every
+    process on this machine signs with the same key.
+    """
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        tmp = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)  # atomic: the first process to get here wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
 def load_config(instance_path: str) -> dict:
     """Build the Flask config mapping from the environment."""
     database_url = os.environ.get("SERVICEDESK_DATABASE_URL") or (
@@ -37,10 +58,7 @@ def load_config(instance_path: str) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SERVICEDESK_REDIS_URL": os.environ.get("SERVICEDESK_REDIS_URL") or None,
-        # Without a configured key, sessions last as long as the process: safe, and
-        # the embedded demo works without set-up. Production must set one.
-        "SECRET_KEY": secret_key or secrets.token_hex(32),
-        "SERVICEDESK_SECRET_KEY_IS_EPHEMERAL": not secret_key,
+        "SECRET_KEY": secret_key or _instance_secret(instance_path),
         "SESSION_COOKIE_SECURE": _flag("SERVICEDESK_COOKIE_SECURE", True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
