@@ -6,11 +6,12 @@ import logging
 import os
 
 from flask import Flask, g, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from servicedesk.config import load_config
-from servicedesk.errors import ServiceError
+from servicedesk.errors import NotFound, ServiceError, ValidationError
 from servicedesk.extensions import babel, csrf, db, login_manager, migrate
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ def create_app(config: dict | None = None) -> Flask:
     _register_api(app)
     _register_web(app)
     _register_errors(app)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
     app.jinja_env.globals["text_direction"] = text_direction
+    app.jinja_env.globals["get_locale"] = get_locale
     return app
 
 
@@ -141,10 +144,43 @@ def _select_timezone():
 
 
 def text_direction() -> str:
-    from flask_babel import get_locale
-
     locale = get_locale()
     return "rtl" if locale is not None and locale.language in RTL_LOCALES else "ltr"
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul_characters():
+    """Refuse input holding NUL characters, naming the field, before anything reads it.
+
+    PostgreSQL text cannot store NUL, so such input would otherwise fail deep inside a
+    query (a 500) on PostgreSQL while SQLite accepts it; no legitimate text holds one.
+    """
+    if "\x00" in request.path:
+        raise NotFound("No such page.")
+    bad = {key for key, value in request.args.items(multi=True) if _holds_nul(key + value)}
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        bad |= {key for key, value in request.form.items(multi=True) if _holds_nul(key + value)}
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            bad |= {str(key) for key, value in body.items() if _holds_nul(key) or _holds_nul(value)}
+        elif _holds_nul(body):
+            bad.add("_body")
+    if bad:
+        raise ValidationError(
+            "Text may not contain NUL characters.",
+            fields={key.replace("\x00", "\\x00"): ["Contains a NUL character."] for key in sorted(bad)},
+            code="nul_character",
+        )
 
 
 CSP = (

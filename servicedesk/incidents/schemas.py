@@ -9,10 +9,9 @@ from webargs.fields import DelimitedList
 from servicedesk.incidents.service import SORTS
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
 from servicedesk.tickets.models import CHANNELS, LEVELS
-from servicedesk.tickets.schemas import Stripped
+from servicedesk.tickets.schemas import Id, Stripped, Version
 
 _level = validate.OneOf(LEVELS)
-_id = dict(strict=True, allow_none=True, validate=validate.Range(min=1))
 _name = dict(allow_none=True, validate=validate.Length(max=150))
 
 
@@ -21,10 +20,10 @@ class IncidentCreateSchema(ma.Schema):
     description = fields.String(validate=validate.Length(max=50_000))
     impact = fields.String(validate=_level)
     urgency = fields.String(validate=_level)
-    category_id = fields.Integer(**_id)
-    subcategory_id = fields.Integer(**_id)
-    service_id = fields.Integer(**_id)
-    ci_id = fields.Integer(**_id)
+    category_id = Id(allow_none=True)
+    subcategory_id = Id(allow_none=True)
+    service_id = Id(allow_none=True)
+    ci_id = Id(allow_none=True)
     requester = fields.String(validate=validate.Length(min=1, max=150))
     group = fields.String(**_name)
     assignee = fields.String(**_name)
@@ -37,13 +36,12 @@ class IncidentCreateSchema(ma.Schema):
 
 class IncidentUpdateSchema(IncidentCreateSchema):
     title = Stripped(validate=validate.Length(min=1, max=200))
-    version = fields.Integer(required=True, strict=True,
-                             metadata={"description": "The version you last read."})
+    version = Version(required=True, metadata={"description": "The version you last read."})
 
 
 class TransitionSchema(ma.Schema):
     to = fields.String(required=True, validate=validate.OneOf(INCIDENT_WORKFLOW.states))
-    version = fields.Integer(strict=True)
+    version = Version()
     pending_reason = fields.String(validate=validate.OneOf(PENDING_REASONS))
     resolution_code = fields.String(validate=validate.OneOf(RESOLUTION_CODES))
     resolution_notes = Stripped(validate=validate.Length(min=1, max=50_000))
@@ -54,7 +52,7 @@ class TransitionSchema(ma.Schema):
 class EscalateSchema(ma.Schema):
     group = fields.String(validate=validate.Length(min=1, max=150))
     note = Stripped(validate=validate.Length(max=50_000))
-    version = fields.Integer(strict=True)
+    version = Version()
 
 
 class IncidentQuerySchema(ma.Schema):
@@ -65,7 +63,7 @@ class IncidentQuerySchema(ma.Schema):
     assignee = fields.String(validate=validate.Length(min=1, max=150),
                              metadata={"description": "A username, `me` or `none`."})
     requester = fields.String(validate=validate.Length(min=1, max=150))
-    category_id = fields.Integer(validate=validate.Range(min=1))
+    category_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     created_after = fields.AwareDateTime()
     created_before = fields.AwareDateTime()
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))

@@ -95,7 +95,7 @@ def _decode_cursor(cursor: str, columns) -> list:
                 value = datetime.fromisoformat(value)
                 if value.tzinfo is None:
                     raise ValueError
-            elif not isinstance(value, int) or isinstance(value, bool):
+            elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
                 raise ValueError
             decoded.append(value)
         return decoded

@@ -6,6 +6,20 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 
+# Database integer columns are 32-bit on PostgreSQL: larger ids can match nothing, and
+# must be refused as input rather than reach the database and fail there.
+MAX_ID = 2**31 - 1
+
+
+def Id(**kwargs) -> fields.Integer:
+    """A reference to a row by id: a strict positive 32-bit integer."""
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def Version(**kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
 class Stripped(fields.String):
     """A string with surrounding white space removed on load."""
 
@@ -53,7 +67,7 @@ class AuditEntrySchema(ma.Schema):
 class CategorySchema(ma.Schema):
     id = fields.Integer(dump_only=True)
     name = Stripped(required=True, validate=validate.Length(min=1, max=120))
-    parent_id = fields.Integer(allow_none=True, load_default=None, strict=True)
+    parent_id = Id(allow_none=True, load_default=None)
     default_group = fields.Function(
         lambda c: c.default_group.name if c.default_group else None,
         deserialize=lambda v: v, allow_none=True,
