@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/pip
 SD     := $(VENV)/bin/servicedesk
 PORT   ?= 5000
 
-.PHONY: run test install install-test services system-packages bench-api clean
+.PHONY: run test install install-test services system-packages bench-api messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: install-test system-packages services
 
 bench-api: install-test services
 	$(VENV)/bin/python bench/api_load.py
+
+# The catalogue translators start from (Persian, Russian, Hebrew come as .po files).
+messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o servicedesk/translations/messages.pot servicedesk
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

@@ -1,26 +1,389 @@
-"""Incident pages: the employee portal and the agent console (placeholder shell)."""
+"""Incident pages: the employee portal and the agent console.
+
+Thin, like the API: each handler parses the form, validates it with the API's own
+marshmallow schema, calls one service function, then redirects (POST/redirect/GET)
+with a flash, or re-renders the page with the reasons and a 4xx status. Nothing
+changes on GET. Who may see what is decided by the service layer alone.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_login import login_required
+from functools import wraps
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext
+from flask_login import current_user, login_required
+from marshmallow import RAISE
+from marshmallow import ValidationError as SchemaError
+
+from servicedesk.errors import NotFound, ServiceError
+from servicedesk.extensions import db, login_manager
+from servicedesk.incidents import forms, service
+from servicedesk.incidents.schemas import (
+    EscalateSchema,
+    IncidentCreateSchema,
+    IncidentQuerySchema,
+    IncidentUpdateSchema,
+    TransitionSchema,
+)
+from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
+from servicedesk.tickets import service as core
+from servicedesk.tickets.admin import list_categories
+from servicedesk.tickets.models import LEVELS
+from servicedesk.tickets.schemas import CommentCreateSchema
 
 bp = Blueprint("incidents", __name__)
+
+PAGE_SIZE = 50
+QUEUE_FILTERS = ("status", "priority", "group", "assignee", "cursor")
+CREATE_KEYS = ("title", "description", "impact", "urgency", "category_id", "subcategory_id")
+EDIT_KEYS = ("impact", "urgency", "category_id", "subcategory_id", "version")
+TRANSITION_KEYS = ("to", "version", "pending_reason", "resolution_code", "resolution_notes")
+
+
+# --- plumbing ------------------------------------------------------------------------
+
+
+@bp.before_request
+def _no_store():
+    # Ticket pages carry personal data: never kept by a shared cache or the back button.
+    g.no_store = True
+
+
+def me():
+    """The signed-in user itself (services need the instance, not Flask-Login's proxy)."""
+    return current_user._get_current_object()
+
+
+def staff_only(view):
+    """Console pages: for requesters they do not exist (404, like a ticket they may not see)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_staff:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _problem(exc: Exception, form: str) -> dict:
+    """What went wrong with a submitted form, for the page; the unit of work is undone."""
+    db.session.rollback()
+    if isinstance(exc, SchemaError):
+        return {"form": form, "status": 422, "fields": forms.flatten(exc.messages),
+                "message": gettext("Some fields are missing or invalid.")}
+    if exc.status == 404:
+        raise exc  # nothing left to show the form on: the app's 404 page
+    return {"form": form, "status": exc.status, "message": exc.message,
+            "fields": dict(exc.fields or {})}
+
+
+def _values(problem: dict | None) -> dict:
+    """What the user typed, to show again, unless the record changed under them (409)."""
+    if problem is None or problem["status"] == 409:
+        return {}
+    return request.form.to_dict()
+
+
+@bp.app_template_filter("duration")
+def _duration(seconds):
+    return forms.humanize_seconds(seconds)
+
+
+@bp.app_template_filter("status_label")
+def _status_label(value):
+    return forms.label(forms.STATUS_LABELS, value)
+
+
+@bp.app_template_filter("level_label")
+def _level_label(value):
+    return forms.label(forms.LEVEL_LABELS, value)
+
+
+@bp.app_template_filter("pending_label")
+def _pending_label(value):
+    return forms.label(forms.PENDING_LABELS, value)
+
+
+@bp.app_template_filter("resolution_label")
+def _resolution_label(value):
+    return forms.label(forms.RESOLUTION_LABELS, value)
+
+
+@bp.app_template_filter("action_label")
+def _action_label(value):
+    return forms.label(forms.ACTION_LABELS, value)
+
+
+@bp.app_template_filter("field_label")
+def _field_label(value):
+    return forms.label(forms.FIELD_LABELS, value)
+
+
+@bp.app_template_global("owner_of")
+def owner_of(incident) -> str:
+    """Who has it: the assignee's name, else the group's, else nobody yet."""
+    if incident.assignee is not None:
+        return incident.assignee.name
+    if incident.group is not None:
+        return incident.group.name
+    return gettext("Not yet assigned")
+
+
+def _category_choices():
+    categories = list_categories()
+    top = [c for c in categories if c.parent_id is None]
+    children = {c.id: [s for s in categories if s.parent_id == c.id] for c in top}
+    return top, children
+
+
+# --- employee portal -----------------------------------------------------------------
 
 
 @bp.route("/portal")
 @login_required
 def portal():
-    return render_template("error.html", status=200, message="portal")
+    """My incidents, newest first."""
+    user = me()
+    problem = None
+    try:
+        items, next_cursor = service.list_incidents(
+            user, {"requester": user.username}, "-created_at",
+            request.args.get("cursor") or None, PAGE_SIZE)
+    except ServiceError as exc:
+        db.session.rollback()
+        items, next_cursor = [], None
+        problem = {"form": "list", "status": 400, "message": exc.message, "fields": exc.fields}
+    page = render_template("incidents/portal_list.html", incidents=items,
+                           next_cursor=next_cursor, problem=problem)
+    return page, (problem["status"] if problem else 200)
 
 
-@bp.route("/portal/new")
+@bp.route("/portal/new", methods=["GET", "POST"])
 @login_required
 def new_incident():
-    return render_template("error.html", status=200, message="new")
+    """Raise an incident."""
+    problem = None
+    if request.method == "POST":
+        try:
+            data = forms.load(IncidentCreateSchema(), request.form, CREATE_KEYS)
+            incident = service.create_incident(me(), data, channel="web")
+        except (SchemaError, ServiceError) as exc:
+            problem = _problem(exc, "new")
+        else:
+            flash(gettext("Thank you. Your incident %(number)s has been raised.",
+                          number=incident.number), "success")
+            return redirect(url_for(".portal_incident", number=incident.number))
+    top, children = _category_choices()
+    page = render_template("incidents/portal_new.html", problem=problem,
+                           values=_values(problem), levels=LEVELS,
+                           categories=top, subcategories=children)
+    return page, (problem["status"] if problem else 200)
+
+
+def _portal_page(number: str, problem: dict | None = None):
+    user = me()
+    incident = service.get_incident(user, number)
+    # The requester's view: public replies only, even when staff look at it here.
+    comments = [c for c in core.list_comments(incident, user) if c.public]
+    allowed = INCIDENT_WORKFLOW.allowed(incident.status, user.role)
+    page = render_template(
+        "incidents/portal_detail.html", incident=incident, comments=comments,
+        allowed=allowed, is_final=INCIDENT_WORKFLOW.is_final(incident.status),
+        problem=problem, values=_values(problem),
+    )
+    return page, (problem["status"] if problem else 200)
+
+
+@bp.route("/portal/incidents/<string:number>")
+@login_required
+def portal_incident(number):
+    return _portal_page(number)
+
+
+@bp.route("/portal/incidents/<string:number>/reply", methods=["POST"])
+@login_required
+def portal_reply(number):
+    try:
+        data = forms.load(CommentCreateSchema(), request.form, ("body",))
+        service.comment_incident(me(), number, data["body"], True)
+    except (SchemaError, ServiceError) as exc:
+        return _portal_page(number, _problem(exc, "reply"))
+    flash(gettext("Your reply has been added."), "success")
+    return redirect(url_for(".portal_incident", number=number))
+
+
+@bp.route("/portal/incidents/<string:number>/status", methods=["POST"])
+@login_required
+def portal_transition(number):
+    """Confirm the fix (closed), reopen (in_progress) or withdraw (cancelled)."""
+    try:
+        data = forms.load(TransitionSchema(), request.form, ("to", "version"))
+        incident = service.transition_incident(me(), number, data)
+    except (SchemaError, ServiceError) as exc:
+        return _portal_page(number, _problem(exc, "status"))
+    messages = {
+        "closed": gettext("Thank you for confirming; %(number)s is closed.", number=number),
+        "in_progress": gettext("%(number)s has been reopened.", number=number),
+        "cancelled": gettext("%(number)s has been withdrawn.", number=number),
+    }
+    flash(messages.get(incident.status, gettext("Saved.")), "success")
+    return redirect(url_for(".portal_incident", number=number))
+
+
+# --- agent console -------------------------------------------------------------------
 
 
 @bp.route("/console")
-@login_required
+@staff_only
 def console():
-    return render_template("error.html", status=200, message="console")
+    """The queue: open incidents the agent may see, most urgent first, 50 a page."""
+    raw = {key: ",".join(v.strip() for v in values if v.strip())
+           for key, values in request.args.lists()}
+    raw = {key: value for key, value in raw.items() if value}
+    items, next_cursor, problem = [], None, None
+    try:
+        args = IncidentQuerySchema(only=QUEUE_FILTERS, unknown=RAISE).load(raw)
+        cursor = args.pop("cursor", None)
+        # The queue shows open work unless a status is asked for explicitly.
+        filters = args if args.get("status") else {"open": True, **args}
+        items, next_cursor = service.list_incidents(me(), filters, "priority", cursor, PAGE_SIZE)
+    except SchemaError as exc:
+        problem = {"form": "filters", "status": 400, "fields": forms.flatten(exc.messages),
+                   "message": gettext("The filter has unknown or invalid values.")}
+    except ServiceError as exc:
+        db.session.rollback()
+        problem = {"form": "filters", "status": 400, "message": exc.message,
+                   "fields": dict(exc.fields or {})}
+    next_url = None
+    if next_cursor:
+        kept = {k: v for k, v in raw.items() if k != "cursor"}
+        next_url = url_for(".console", **kept, cursor=next_cursor)
+    page = render_template(
+        "incidents/console_queue.html", incidents=items, next_url=next_url, problem=problem,
+        current=raw, statuses=INCIDENT_WORKFLOW.states, groups=forms.groups(),
+        staff=forms.staff_by_group(),
+    )
+    return page, (problem["status"] if problem else 200)
+
+
+def _console_page(number: str, problem: dict | None = None):
+    user = me()
+    incident = service.get_incident(user, number)
+    groups = forms.groups()
+    next_line = (incident.support_line or 1) + 1
+    top, children = _category_choices()
+    page = render_template(
+        "incidents/console_detail.html",
+        incident=incident,
+        comments=core.list_comments(incident, user),
+        history=core.list_history(incident, user),
+        # "assigned" needs an assignee: the assign form is the way there.
+        transitions=[t for t in INCIDENT_WORKFLOW.allowed(incident.status, user.role)
+                     if t != "assigned"],
+        is_open=INCIDENT_WORKFLOW.is_open(incident.status),
+        is_final=INCIDENT_WORKFLOW.is_final(incident.status),
+        groups=groups,
+        staff=forms.staff_by_group(),
+        next_line=next_line if next_line <= 3 else None,
+        escalation_groups=[grp for grp in groups if grp.support_line == next_line],
+        categories=top, subcategories=children,
+        levels=LEVELS, pending_reasons=PENDING_REASONS, resolution_codes=RESOLUTION_CODES,
+        problem=problem, values=_values(problem),
+    )
+    return page, (problem["status"] if problem else 200)
+
+
+def _console_action(number: str, form: str, action, done: str):
+    """Run one service call for a console form: PRG on success, the page with reasons else."""
+    try:
+        action()
+    except (SchemaError, ServiceError) as exc:
+        return _console_page(number, _problem(exc, form))
+    flash(done, "success")
+    try:
+        service.get_incident(me(), number)
+    except NotFound:
+        # Handed to a queue the agent does not see (escalated, moved to another group):
+        # back to their own queue rather than on to a 404.
+        return redirect(url_for(".console"))
+    return redirect(url_for(".console_incident", number=number))
+
+
+@bp.route("/console/incidents/<string:number>")
+@staff_only
+def console_incident(number):
+    return _console_page(number)
+
+
+@bp.route("/console/incidents/<string:number>/comment", methods=["POST"])
+@staff_only
+def console_comment(number):
+    def action():
+        data = forms.load(CommentCreateSchema(), request.form, ("body", "public"))
+        service.comment_incident(me(), number, data["body"], data["public"])
+
+    public = request.form.get("public", "true") != "false"
+    done = gettext("Reply sent.") if public else gettext("Internal note added.")
+    return _console_action(number, "comment", action, done)
+
+
+@bp.route("/console/incidents/<string:number>/assign", methods=["POST"])
+@staff_only
+def console_assign(number):
+    def action():
+        data = forms.load(IncidentUpdateSchema(), request.form,
+                          ("group", "assignee", "version"), nullable={"assignee"})
+        service.update_incident(me(), number, data)
+
+    return _console_action(number, "assign", action, gettext("Assignment saved."))
+
+
+@bp.route("/console/incidents/<string:number>/take", methods=["POST"])
+@staff_only
+def console_take(number):
+    def action():
+        form = {"assignee": me().username, "version": request.form.get("version", "")}
+        data = forms.load(IncidentUpdateSchema(), form, ("assignee", "version"))
+        service.update_incident(me(), number, data)
+
+    return _console_action(number, "assign", action,
+                           gettext("%(number)s is yours now.", number=number))
+
+
+@bp.route("/console/incidents/<string:number>/transition", methods=["POST"])
+@staff_only
+def console_transition(number):
+    def action():
+        data = forms.load(TransitionSchema(), request.form, TRANSITION_KEYS)
+        service.transition_incident(me(), number, data)
+
+    target = forms.label(forms.STATUS_LABELS, request.form.get("to"))
+    return _console_action(number, "transition", action,
+                           gettext("Status changed to %(status)s.", status=target))
+
+
+@bp.route("/console/incidents/<string:number>/escalate", methods=["POST"])
+@staff_only
+def console_escalate(number):
+    def action():
+        data = forms.load(EscalateSchema(), request.form, ("group", "note", "version"))
+        service.escalate_incident(me(), number, data)
+
+    return _console_action(number, "escalate", action,
+                           gettext("%(number)s escalated to the next support line.",
+                                   number=number))
+
+
+@bp.route("/console/incidents/<string:number>/edit", methods=["POST"])
+@staff_only
+def console_edit(number):
+    def action():
+        data = forms.load(IncidentUpdateSchema(), request.form, EDIT_KEYS,
+                          nullable={"category_id", "subcategory_id"})
+        service.update_incident(me(), number, data)
+
+    return _console_action(number, "edit", action, gettext("Changes saved."))
