@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask import g
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from servicedesk import create_app
@@ -55,7 +57,28 @@ def postgresql_url():
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class RequestLikeClient(FlaskClient):
+    """A test client whose every request starts with an empty ``g``.
+
+    The ``app`` fixture holds one application context for the whole test (so factories
+    can use the database), and a request inside it would otherwise inherit ``g`` from
+    the previous one: Flask-Login's user, Flask-WTF's CSRF token and Flask-Babel's
+    locale live there. A real request always gets a fresh one.
+    """
+
+    def open(self, *args, **kwargs):
+        for name in list(g):
+            g.pop(name)
+        return super().open(*args, **kwargs)
+
+
 def make_app(url: str, **overrides):
+    app = _create_test_app(url, **overrides)
+    app.test_client_class = RequestLikeClient
+    return app
+
+
+def _create_test_app(url: str, **overrides):
     return create_app({
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url,
