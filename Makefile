@@ -37,8 +37,9 @@ system-packages:
 test: install-test system-packages services
 	$(VENV)/bin/pytest
 
+# Printed figures, not a test: e.g. make bench-api BENCH_ARGS="--db both --incidents 2000"
 bench-api: install-test services
-	$(VENV)/bin/python bench/api_load.py
+	$(VENV)/bin/python bench/api_load.py $(BENCH_ARGS)
 
 # The catalogue translators start from (Persian, Russian, Hebrew come as .po files).
 messages: install

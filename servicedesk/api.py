@@ -14,6 +14,7 @@ from flask import g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from servicedesk.errors import ServiceError, Unauthorized
+from servicedesk.extensions import read_only_transaction
 from servicedesk.identity.models import User
 from servicedesk.identity.service import user_for_token
 
@@ -94,10 +95,31 @@ def authenticate_api_request() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send an API token: Authorization: Bearer <token>.")
-    user = user_for_token(token.strip())
+    with read_only_transaction():  # a POST's write lock waits for its service call
+        user = user_for_token(token.strip())
     if user is None:
         raise Unauthorized("The API token is unknown, revoked, or its user is deactivated.")
     g.actor = user
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def refuse_non_json_body() -> None:
+    """``before_request`` of every API blueprint: a body must be JSON.
+
+    webargs reads a body of any other content type as no body at all, so a form-encoded
+    ``group=...`` sent to an endpoint whose fields are all optional would be silently
+    ignored and the request carried out without it. An empty body still means ``{}``.
+    """
+    if request.method in _BODY_METHODS and not request.is_json and (
+        request.content_length or request.headers.get("Transfer-Encoding")
+    ):
+        raise ServiceError(
+            "The body must be a JSON object sent with Content-Type: application/json.",
+            fields={"json": [f"Unsupported content type {request.mimetype or 'none'!r}."]},
+            code="bad_json",
+        )
 
 
 def actor() -> User:
@@ -108,4 +130,5 @@ def api_blueprint(name: str, import_name: str, description: str) -> flask_smores
     blp = flask_smorest.Blueprint(name, import_name, url_prefix=API_PREFIX,
                                   description=description)
     blp.before_request(authenticate_api_request)
+    blp.before_request(refuse_non_json_body)
     return blp

@@ -52,6 +52,7 @@ def _import_models():
     # Every table must be known to the metadata (Alembic, relationships by name).
     from servicedesk.identity import models as _identity  # noqa: F401
     from servicedesk.incidents import models as _incidents  # noqa: F401
+    from servicedesk.sla import models as _sla  # noqa: F401
     from servicedesk.tickets import models as _tickets  # noqa: F401
 
 
@@ -77,10 +78,11 @@ def _register_api(app: Flask) -> None:
     from servicedesk.api import Api
     from servicedesk.identity.api import blp as identity_api
     from servicedesk.incidents.api import blp as incidents_api
+    from servicedesk.sla.api import blp as sla_api
     from servicedesk.tickets.api import blp as tickets_api
 
     api = Api(app)
-    for blp in (incidents_api, identity_api, tickets_api):
+    for blp in (incidents_api, identity_api, tickets_api, sla_api):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens only: no ambient credentials to forge
 
@@ -148,38 +150,72 @@ def text_direction() -> str:
     return "rtl" if locale is not None and locale.language in RTL_LOCALES else "ltr"
 
 
-def _holds_nul(value) -> bool:
+def _holds(value, bad) -> bool:
+    """Whether any string in ``value`` (a str, or JSON lists and objects, keys included)
+    is ``bad``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return bad(value)
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_holds(k, bad) or _holds(v, bad) for k, v in value.items())
     if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
+        return any(_holds(v, bad) for v in value)
+    return False
+
+
+def _nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def _lone_surrogate(text: str) -> bool:
+    """JSON escapes such as ``"\\ud800"`` decode to unpaired surrogates: not Unicode text,
+    so no database (nor UTF-8) can store them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 
 def _refuse_nul_characters():
-    """Refuse input holding NUL characters, naming the field, before anything reads it.
+    """Refuse input no database can store, naming the field, before anything reads it.
 
     PostgreSQL text cannot store NUL, so such input would otherwise fail deep inside a
     query (a 500) on PostgreSQL while SQLite accepts it; no legitimate text holds one.
+    Unpaired surrogates (only JSON can carry them) fail on both back ends, and a JSON
+    body nested deeper than Python's recursion limit cannot even be parsed.
     """
     if "\x00" in request.path:
         raise NotFound("No such page.")
-    bad = {key for key, value in request.args.items(multi=True) if _holds_nul(key + value)}
+    bad = {key for key, value in request.args.items(multi=True) if _holds(key + value, _nul)}
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        bad |= {key for key, value in request.form.items(multi=True) if _holds_nul(key + value)}
+        bad |= {key for key, value in request.form.items(multi=True)
+                if _holds(key + value, _nul)}
+    unpaired = set()
     if request.is_json:
-        body = request.get_json(silent=True)
-        if isinstance(body, dict):
-            bad |= {str(key) for key, value in body.items() if _holds_nul(key) or _holds_nul(value)}
-        elif _holds_nul(body):
-            bad.add("_body")
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # not a ValueError, so ``silent`` does not cover it
+            raise ServiceError("The JSON body is nested too deeply.",
+                               fields={"json": ["Nested too deeply."]}, code="bad_json") from None
+        items = body.items() if isinstance(body, dict) else [("_body", body)]
+        for key, value in items:
+            if _holds(key, _nul) or _holds(value, _nul):
+                bad.add(str(key))
+            if _holds(key, _lone_surrogate) or _holds(value, _lone_surrogate):
+                unpaired.add(str(key).encode("utf-8", "backslashreplace").decode())
     if bad:
         raise ValidationError(
             "Text may not contain NUL characters.",
-            fields={key.replace("\x00", "\\x00"): ["Contains a NUL character."] for key in sorted(bad)},
+            fields={key.replace("\x00", "\\x00"): ["Contains a NUL character."]
+                    for key in sorted(bad)},
             code="nul_character",
+        )
+    if unpaired:
+        raise ValidationError(
+            "Text must be valid Unicode.",
+            fields={key: ["Contains an unpaired surrogate (\\ud800-\\udfff)."]
+                    for key in sorted(unpaired)},
+            code="invalid_text",
         )
 
 

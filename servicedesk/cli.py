@@ -9,6 +9,7 @@
     servicedesk users deactivate USERNAME       end every session and token at once
     servicedesk categories create NAME [--parent P] [--group G]
     servicedesk jobs run NAME                   run a periodic job now
+    servicedesk sla repair                      recompute open tickets' SLA clocks from history
     servicedesk worker [--burst]                an RQ worker (needs SERVICEDESK_REDIS_URL)
     servicedesk scheduler                       enqueue periodic jobs (needs Redis)
 """
@@ -198,6 +199,27 @@ def jobs_run(name):
         raise click.ClickException(f"Unknown job {name!r}; known: {', '.join(PERIODIC_JOBS)}.")
     result = resolve(PERIODIC_JOBS[name][0])()
     click.echo(f"{name}: {result}")
+
+
+@main.group("sla")
+def sla():
+    """SLA clocks."""
+
+
+@sla.command("repair")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000),
+              help="Tickets per transaction.")
+@with_appcontext
+def sla_repair(batch):
+    """Recompute every open ticket's SLA clocks from its history (idempotent).
+
+    Run it after editing a calendar or policy, or whenever clocks look wrong: the
+    clocks are derived from each ticket's audit trail, so this loses nothing.
+    """
+    from servicedesk.sla.service import repair_clocks
+
+    changed, checked = repair_clocks(batch=batch)
+    click.echo(f"sla repair: {changed} of {checked} open tickets changed")
 
 
 @main.command("worker")

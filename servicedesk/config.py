@@ -59,6 +59,8 @@ def load_config(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SERVICEDESK_REDIS_URL": os.environ.get("SERVICEDESK_REDIS_URL") or None,
         "SECRET_KEY": secret_key or _instance_secret(instance_path),
+        # Bodies beyond this are refused (413) before anything reads them into memory.
+        "MAX_CONTENT_LENGTH": _int("SERVICEDESK_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
         "SESSION_COOKIE_SECURE": _flag("SERVICEDESK_COOKIE_SECURE", True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -8,6 +8,9 @@ from servicedesk.extensions import db
 from servicedesk.identity import service as identity
 from servicedesk.incidents.models import Incident
 from servicedesk.incidents.service import create_incident, transition_incident
+from servicedesk.sla import admin as sla_admin
+from servicedesk.sla.models import SlaCalendar, SlaPolicy
+from servicedesk.sla.service import repair_clocks
 from servicedesk.tickets.admin import create_category
 from servicedesk.tickets.models import Category
 
@@ -35,6 +38,18 @@ CATEGORIES = {
     ("Network", "Service Desk"): ["VPN", "Wi-Fi"],
     ("Access", "Service Desk"): ["Password reset", "Permissions"],
 }
+# SLA: a Mon-Fri office day in Berlin (a real zone, so clocks cross DST correctly)
+# and around the clock for what cannot wait.
+WORKDAY = [["09:00", "17:00"]]
+CALENDARS = [
+    ("Business hours", "Europe/Berlin", {str(day): WORKDAY for day in range(5)}),
+    ("24x7", "UTC", {str(day): [["00:00", "24:00"]] for day in range(7)}),
+]
+POLICIES = [
+    # name, calendar, rules, response minutes, resolution minutes
+    ("P1 critical", "24x7", {"priorities": [1]}, 30, 4 * 60),
+    ("Standard", "Business hours", {}, 3 * 60, 8 * 60),
+]
 INCIDENTS = [
     ("employee", "VPN drops every few minutes", "high", "medium", "Network", "VPN"),
     ("employee", "Printer on floor 3 prints blank pages", "low", "low", "Hardware", "Printer"),
@@ -56,6 +71,7 @@ def seed_demo() -> list[tuple[str, str]]:
         if group.manager_id is None:
             group.manager = manager
     db.session.commit()
+    seed_sla()
     for (parent_name, group), children in CATEGORIES.items():
         parent = _category(parent_name, None) or create_category(None, parent_name, None, group)
         for child in children:
@@ -72,7 +88,24 @@ def seed_demo() -> list[tuple[str, str]]:
         first = db.session.scalars(select(Incident).order_by(Incident.id)).first()
         transition_incident(identity.get_user("agent"), first.number,
                             {"to": "assigned", "assignee": "agent"})
+    repair_clocks()  # incidents seeded before the SLA policies existed get their clocks
     return [(u[0], u[1]) for u in USERS]
+
+
+def seed_sla() -> None:
+    """The default calendars and policies (each created once, by name; never changed)."""
+    calendars = {}
+    for name, timezone, week in CALENDARS:
+        row = db.session.scalars(select(SlaCalendar).where(SlaCalendar.name == name)).first()
+        calendars[name] = row or sla_admin.create_calendar(
+            None, {"name": name, "timezone": timezone, "week": week})
+    for position, (name, calendar, rules, respond, resolve) in enumerate(POLICIES):
+        if db.session.scalars(select(SlaPolicy).where(SlaPolicy.name == name)).first() is None:
+            sla_admin.create_policy(None, {
+                "name": name, "position": position * 10, "calendar_id": calendars[calendar].id,
+                "response_minutes": respond, "resolution_minutes": resolve,
+                "warning_percent": 75, **rules,
+            })
 
 
 def _category(name: str, parent_id: int | None) -> Category | None:

@@ -87,3 +87,11 @@ def test_nul_in_a_query_or_path_is_a_clean_4xx(world, desk):
     api = world.api(desk.agent)
     assert api.get("/incidents", query_string={"group": "\x00"}).status_code == 422
     assert api.get("/incidents/INC%00").status_code == 404
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(world, desk, app):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = world.api(desk.agent).post("/incidents", json={"title": "x" * 2000})
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert world.api(desk.admin).get("/incidents").get_json()["items"] == []

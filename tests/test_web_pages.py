@@ -502,7 +502,7 @@ def test_queue_filters_by_assignee_and_group(app, people):
     ("?priority=high", "Priority"),
     ("?group=No+Such+Group", "Group"),
     ("?assignee=ghost", "Assignee"),
-    ("?sort=title", "sort"),
+    ("?sort=title", "Sort"),  # a queue option since "Breaches next": labelled
     ("?requester__password=x", "requester__password"),
     ("?cursor=not-a-cursor", "Page"),
 ])

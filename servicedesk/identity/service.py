@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 
+from babel.dates import get_timezone
 from flask import current_app
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -69,11 +70,13 @@ def create_user(actor: User | None, username: str, email: str, role: str,
         errors["password"] = ["At least 8 characters."]
     if locale not in current_app.config["SERVICEDESK_LOCALES"]:
         errors["locale"] = [f"One of: {', '.join(current_app.config['SERVICEDESK_LOCALES'])}."]
+    if not _known_timezone(timezone):
+        errors["timezone"] = ["An IANA time zone name, such as Europe/Berlin or UTC."]
     resolved_groups = []
     for name in groups or []:
         group = get_group(name)
         if group is None:
-            errors.setdefault("group", []).append(f"Unknown group {name!r}.")
+            errors.setdefault("groups", []).append(f"Unknown group {name!r}.")
         resolved_groups.append(group)
     if errors:
         raise ValidationError("Invalid user.", fields=errors)
@@ -92,6 +95,16 @@ def create_user(actor: User | None, username: str, email: str, role: str,
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def _known_timezone(name) -> bool:
+    """Whether the pages can show times in ``name``: Flask-Babel looks it up with this
+    same function for every signed-in request, so an unknown one breaks them all."""
+    try:
+        get_timezone(name)
+    except (LookupError, ValueError, TypeError):
+        return False
+    return isinstance(name, str) and bool(name)
 
 
 def add_member(actor: User | None, user: User, group: Group) -> None:

@@ -108,6 +108,7 @@ ACTION_LABELS = {
     "internal_note": N_("Internal note"),
     "escalated": N_("Escalated"),
     "requester_replied": N_("Requester replied"),
+    "sla_policy": N_("SLA policy"),
 }
 FIELD_LABELS = {
     "title": N_("Title"),
@@ -136,6 +137,8 @@ FIELD_LABELS = {
     "note": N_("Note"),
     "version": N_("Version"),
     "cursor": N_("Page"),
+    "sort": N_("Sort"),
+    "sla_policy": N_("SLA policy"),
     "_schema": N_("Form"),
 }
 

@@ -8,8 +8,10 @@ from webargs.fields import DelimitedList
 
 from servicedesk.incidents.service import SORTS
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
+from servicedesk.sla.schemas import SLA_FIELD_DOC
+from servicedesk.sla.service import sla_summary
 from servicedesk.tickets.models import CHANNELS, LEVELS
-from servicedesk.tickets.schemas import Id, Stripped, Version
+from servicedesk.tickets.schemas import FastDumpSchema, Id, Stripped, Version
 
 _level = validate.OneOf(LEVELS)
 _name = dict(allow_none=True, validate=validate.Length(max=150))
@@ -79,7 +81,7 @@ def _user_name(attr):
     return fields.Function(lambda t: getattr(t, attr).name if getattr(t, attr) else None)
 
 
-class IncidentSchema(ma.Schema):
+class IncidentSchema(FastDumpSchema):  # lists dump 50 at a time: see FastDumpSchema
     number = fields.String()
     kind = fields.String()
     title = fields.String()
@@ -108,6 +110,9 @@ class IncidentSchema(ma.Schema):
     resolution_notes = fields.String(allow_none=True)
     reopen_count = fields.Integer()
     escalation_count = fields.Integer()
+    escalation_level = fields.Integer(
+        metadata={"description": "Raised by SLA escalation steps; shown as a colour."})
+    sla = fields.Function(sla_summary, metadata=SLA_FIELD_DOC)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     first_response_at = fields.DateTime(allow_none=True)

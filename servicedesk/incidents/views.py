@@ -27,6 +27,7 @@ from servicedesk.incidents.schemas import (
     TransitionSchema,
 )
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
+from servicedesk.sla.service import clock_breached, sla_state
 from servicedesk.tickets import service as core
 from servicedesk.tickets.admin import list_categories
 from servicedesk.tickets.models import LEVELS
@@ -35,7 +36,8 @@ from servicedesk.tickets.schemas import CommentCreateSchema
 bp = Blueprint("incidents", __name__)
 
 PAGE_SIZE = 50
-QUEUE_FILTERS = ("status", "priority", "group", "assignee", "cursor")
+QUEUE_FILTERS = ("status", "priority", "group", "assignee", "sort", "cursor")
+QUEUE_SORTS = ("priority", "due")  # most urgent first; breaches next
 CREATE_KEYS = ("title", "description", "impact", "urgency", "category_id", "subcategory_id")
 EDIT_KEYS = ("impact", "urgency", "category_id", "subcategory_id", "version")
 TRANSITION_KEYS = ("to", "version", "pending_reason", "resolution_code", "resolution_notes")
@@ -131,6 +133,19 @@ def owner_of(incident) -> str:
     if incident.group is not None:
         return incident.group.name
     return gettext("Not yet assigned")
+
+
+@bp.app_template_global("clock_breached")
+def _clock_breached(clock) -> bool:
+    return clock_breached(clock)
+
+
+@bp.app_template_global("sla_class")
+def sla_class(incident) -> str:
+    """The queue row's SLA colour: sla-ok, sla-warning (past its warning instant) or
+    sla-breached; nothing for a ticket without SLA clocks."""
+    state = sla_state(incident)
+    return f"sla-{state}" if state else ""
 
 
 def _category_choices():
@@ -248,9 +263,12 @@ def console():
     try:
         args = IncidentQuerySchema(only=QUEUE_FILTERS, unknown=RAISE).load(raw)
         cursor = args.pop("cursor", None)
+        sort = args.pop("sort") if "sort" in raw else "priority"
+        if sort not in QUEUE_SORTS:
+            raise SchemaError({"sort": [gettext("Not a sort order of the queue.")]})
         # The queue shows open work unless a status is asked for explicitly.
         filters = args if args.get("status") else {"open": True, **args}
-        items, next_cursor = service.list_incidents(me(), filters, "priority", cursor, PAGE_SIZE)
+        items, next_cursor = service.list_incidents(me(), filters, sort, cursor, PAGE_SIZE)
     except SchemaError as exc:
         problem = {"form": "filters", "status": 400, "fields": forms.flatten(exc.messages),
                    "message": gettext("The filter has unknown or invalid values.")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servicedesk.tickets.workflow import Transition, Workflow
+from servicedesk.tickets.workflow import Transition, Workflow, register_workflow
 
 STAFF = frozenset({"agent", "manager", "admin"})
 REQUESTER = frozenset({"requester"})
@@ -26,7 +26,7 @@ def _t(source, target, roles=STAFF, requires=(), reopen=False):
     return Transition(source, target, frozenset(roles), tuple(requires), reopen)
 
 
-INCIDENT_WORKFLOW = Workflow(
+INCIDENT_WORKFLOW = register_workflow(Workflow(
     kind="incident",
     initial="new",
     states=("new", "assigned", "in_progress", "pending", "resolved", "closed", "cancelled"),
@@ -54,4 +54,5 @@ INCIDENT_WORKFLOW = Workflow(
         # Reopen: staff at any time before closure, the requester within the window.
         _t("resolved", "in_progress", STAFF | REQUESTER, reopen=True),
     ),
-)
+    pending_reasons=PENDING_REASONS,
+))

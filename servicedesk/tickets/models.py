@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    literal_column,
+    text,
+    type_coerce,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from servicedesk.extensions import db
@@ -13,6 +25,14 @@ from servicedesk.types import UTCDateTime, utcnow
 
 LEVELS = ("high", "medium", "low")
 CHANNELS = ("web", "api", "email", "chat", "phone")
+
+# "Breaches next" orders by the earliest unmet SLA due instant, tickets without one
+# last. Keyset paging needs a key without NULLs, so the sort key (and its index,
+# ix_tickets_sla_due) is COALESCE(sla_due_at, this instant). The literal is spelled
+# as SQLite stores datetimes, so both back ends compare it with stored values alike,
+# and it is SQL text (not a parameter), so the planners match it to the index.
+SLA_NEVER = datetime(9999, 12, 31, tzinfo=timezone.utc)
+_SLA_NEVER_SQL = literal_column("'9999-12-31 00:00:00.000000'")
 
 
 class Category(db.Model):
@@ -109,6 +129,14 @@ class Ticket(db.Model):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SLA bookkeeping, kept by servicedesk.sla.service (written without bumping
+    # ``version``: a clock refresh never makes someone's save stale). The policy id has
+    # no foreign key so adding it did not rebuild this table on SQLite; policies are
+    # never deleted. ``sla_due_at``: the earliest due instant of the unmet clocks.
+    sla_policy_id: Mapped[int | None] = mapped_column()
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, default=0,
+                                                  server_default=text("0"))
     version: Mapped[int] = mapped_column(default=1)
 
     requester: Mapped[User] = relationship(foreign_keys=[requester_id])
@@ -116,6 +144,24 @@ class Ticket(db.Model):
     group: Mapped[Group | None] = relationship()
     category: Mapped[Category | None] = relationship(foreign_keys=[category_id])
     subcategory: Mapped[Category | None] = relationship(foreign_keys=[subcategory_id])
+    sla_policy = relationship(
+        "SlaPolicy", primaryjoin="foreign(Ticket.sla_policy_id) == SlaPolicy.id", viewonly=True)
+    response_clock = relationship(
+        "SlaClock", uselist=False, viewonly=True,
+        primaryjoin="and_(SlaClock.ticket_id == Ticket.id, SlaClock.metric == 'response')")
+    resolution_clock = relationship(
+        "SlaClock", uselist=False, viewonly=True,
+        primaryjoin="and_(SlaClock.ticket_id == Ticket.id, SlaClock.metric == 'resolution')")
+
+    @hybrid_property
+    def sla_due_rank(self) -> datetime:
+        """The "breaches next" sort key: ``sla_due_at``, or SLA_NEVER when no clock runs."""
+        return self.sla_due_at or SLA_NEVER
+
+    @sla_due_rank.inplace.expression
+    @classmethod
+    def _sla_due_rank_expression(cls):
+        return type_coerce(func.coalesce(cls.sla_due_at, _SLA_NEVER_SQL), UTCDateTime)
 
     @property
     def open_seconds(self) -> int:
@@ -128,6 +174,15 @@ class Ticket(db.Model):
         "polymorphic_identity": "ticket",
         "version_id_col": version,
     }
+
+
+# Open tickets, breaches next (see SLA_NEVER), then as the queue: "what breaches next"
+# and the queue's "due" sort read it in order and stop after a page.
+Index(
+    "ix_tickets_sla_due",
+    func.coalesce(Ticket.__table__.c.sla_due_at, _SLA_NEVER_SQL), "priority", "created_at", "id",
+    sqlite_where=text("is_open = 1"), postgresql_where=text("is_open"),
+)
 
 
 class Comment(db.Model):

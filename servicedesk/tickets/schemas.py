@@ -20,6 +20,100 @@ def Version(**kwargs) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+# How FastDumpSchema dumps a field (see _plan_fast_dump).
+_MARSHMALLOW, _FUNCTION, _NO_ATTRIBUTE, _GENERIC, _STRING, _INTEGER, _BOOLEAN, _DATETIME = range(8)
+
+
+class FastDumpSchema(ma.Schema):
+    """A schema whose dump gives marshmallow's result with less work per field.
+
+    Lists dump 50 tickets of ~36 fields each, and marshmallow's generic path per field
+    (Field.serialize -> get_value -> Schema.get_attribute -> utils.get_value, which
+    first tries ``obj[key]`` -> the field's _serialize) cost as much as the query: a
+    third of a queue page. For objects without ``__getitem__`` (ORM rows) that path
+    is ``getattr(obj, attribute, missing)``, the dump default if missing, then the
+    field's formatting; so this does exactly that, and formats the commonest cases
+    inline: None stays None, a str for a String, an int for an Integer, True/False
+    for a Boolean, a datetime through the DateTime field's own format function, a
+    Function field's function called with the object. Everything else calls the
+    field's own ``_serialize``; fields overriding ``serialize`` or ``get_value``,
+    dotted attributes, mapping-like objects and schemas overriding ``get_attribute``
+    take marshmallow's path unchanged, and ``dump`` (pre/post-dump hooks) is not
+    touched. tests/test_query_counts.py checks the output equals marshmallow's.
+    """
+
+    def _serialize(self, obj, *, many=False):
+        if many and obj is not None:
+            return [self._serialize(item) for item in obj]
+        if (hasattr(type(obj), "__getitem__")
+                or type(self).get_attribute is not ma.Schema.get_attribute):
+            return super()._serialize(obj, many=False)
+        plan = self.__dict__.get("_fast_dump_plan")
+        if plan is None:
+            plan = self._fast_dump_plan = self._plan_fast_dump()
+        missing = ma.missing
+        result = self.dict_class()
+        for key, name, attribute, field, kind, extra in plan:
+            if kind == _FUNCTION:
+                result[key] = extra(obj)
+                continue
+            if kind == _MARSHMALLOW:
+                value = field.serialize(name, obj, accessor=self.get_attribute)
+            elif kind == _NO_ATTRIBUTE:
+                value = field._serialize(None, name, obj)
+            else:
+                value = getattr(obj, attribute, missing)
+                if value is missing:
+                    default = field.dump_default
+                    value = default() if callable(default) else default
+                    if value is missing:
+                        continue
+                if kind == _GENERIC:
+                    value = field._serialize(value, name, obj)
+                elif value is None:
+                    pass  # String, Integer, Boolean and DateTime all dump None as None
+                elif kind == _STRING:
+                    if type(value) is not str:
+                        value = field._serialize(value, name, obj)
+                elif kind == _INTEGER:
+                    if type(value) is not int:
+                        value = field._serialize(value, name, obj)
+                elif kind == _BOOLEAN:
+                    if value is not True and value is not False:
+                        value = field._serialize(value, name, obj)
+                else:  # _DATETIME
+                    value = extra(value)
+            if value is not missing:
+                result[key] = value
+        return result
+
+    def _plan_fast_dump(self):
+        plan = []
+        for name, field in self.dump_fields.items():
+            key = field.data_key if field.data_key is not None else name
+            attribute = field.attribute if field.attribute is not None else name
+            kind, extra, cls = _GENERIC, None, type(field)
+            if cls.serialize is not fields.Field.serialize or "." in attribute:
+                kind = _MARSHMALLOW
+            elif not field._CHECK_ATTRIBUTE:
+                kind = _NO_ATTRIBUTE
+                if cls is fields.Function and field.serialize_func is not None:
+                    kind, extra = _FUNCTION, field.serialize_func
+            elif cls.get_value is not fields.Field.get_value:
+                kind = _MARSHMALLOW
+            elif cls is fields.String:
+                kind = _STRING
+            elif cls is fields.Integer and not field.as_string:
+                kind = _INTEGER
+            elif cls is fields.Boolean and True in field.truthy and False in field.falsy:
+                kind = _BOOLEAN
+            elif cls is fields.DateTime:
+                extra = cls.SERIALIZATION_FUNCS.get(field.format or cls.DEFAULT_FORMAT)
+                kind = _DATETIME if extra is not None else _GENERIC
+            plan.append((key, name, attribute, field, kind, extra))
+        return plan
+
+
 class Stripped(fields.String):
     """A string with surrounding white space removed on load."""
 
@@ -70,9 +164,17 @@ class CategorySchema(ma.Schema):
     parent_id = Id(allow_none=True, load_default=None)
     default_group = fields.Function(
         lambda c: c.default_group.name if c.default_group else None,
-        deserialize=lambda v: v, allow_none=True,
+        deserialize=lambda v: _group_name(v), allow_none=True,
     )
     active = fields.Boolean(dump_only=True)
+
+
+def _group_name(value) -> str:
+    # Loaded by a Function field, which checks no type: anything but a name would reach
+    # the group lookup (on PostgreSQL, ``name = 5`` is an error there, not a 422).
+    if not isinstance(value, str) or len(value) > 150:
+        raise ma.ValidationError("Not a valid group name.")
+    return value
 
 
 class PriorityCellSchema(ma.Schema):

@@ -33,6 +33,8 @@ class Workflow:
     # Waiting on nobody in IT: out of the queues (final states plus e.g. "resolved").
     done_states: frozenset[str]
     transitions: tuple[Transition, ...] = field(default_factory=tuple)
+    # Values of ``tickets.pending_reason`` this kind uses (SLA pause rules name them).
+    pending_reasons: tuple[str, ...] = ()
 
     def __post_init__(self):
         self._by_edge = {(t.source, t.target): t for t in self.transitions}
@@ -74,3 +76,13 @@ class Workflow:
                 fields={"to": [f"Allowed for you from {status}: {', '.join(allowed) or 'none'}."]},
             )
         return transition
+
+
+# Every ticket kind's workflow, by kind: what the kind-independent parts (SLA pause
+# rules and policy match rules) validate against. A kind registers at import.
+WORKFLOWS: dict[str, Workflow] = {}
+
+
+def register_workflow(workflow: Workflow) -> Workflow:
+    WORKFLOWS[workflow.kind] = workflow
+    return workflow
