@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from marshmallow import RAISE
 
 from servicedesk.api import actor, api_blueprint
 from servicedesk.incidents import service
+from servicedesk.incidents.listing import list_incident_items
 from servicedesk.incidents.schemas import (
     EscalateSchema,
     IncidentCreateSchema,
@@ -37,8 +39,11 @@ class Incidents(MethodView):
         sort = args.pop("sort")
         cursor = args.pop("cursor", None)
         limit = args.pop("limit")
-        items, next_cursor = service.list_incidents(actor(), args, sort, cursor, limit)
-        return {"items": [_present(i) for i in items], "next_cursor": next_cursor}
+        items, next_cursor = list_incident_items(actor(), args, sort, cursor, limit)
+        # The items are IncidentSchema's dump already (see incidents.listing): returned
+        # as a Response, which flask-smorest passes through, so they are not dumped a
+        # second time; the decorator above still documents the page.
+        return current_app.json.response({"items": items, "next_cursor": next_cursor})
 
     @blp.arguments(IncidentCreateSchema)
     @blp.response(201, IncidentSchema)

@@ -147,50 +147,10 @@ def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
 
     ``filters`` keys: status (list), priority (list), group, assignee (username, "me"
     or "none"), requester, category_id, created_after, created_before, open (bool).
+    The API's list reads the same page without ORM objects: incidents.listing.
     """
-    if sort not in SORTS:
-        raise ValidationError(
-            f"Unknown sort {sort!r}.", fields={"sort": [f"One of: {', '.join(SORTS)}."]}
-        )
-    # The tie-breaker is tickets.id, not Incident.id (which renders incidents.id): the
-    # same value, but only a column of ``tickets`` lets an index on it (the queue's
-    # ix_tickets_open_queue: priority, created_at, id) deliver the whole ORDER BY, so
-    # SQLite stops after the page instead of sorting every visible row.
-    columns = SORTS[sort] + ((Ticket.id, SORTS[sort][0][1]),)
-    query = select(Incident).where(visible_tickets_clause(actor, Incident))
-    if filters.get("status"):
-        query = query.where(Incident.status.in_(filters["status"]))
-    if filters.get("priority"):
-        query = query.where(Incident.priority.in_(filters["priority"]))
-    if "open" in filters:
-        query = query.where(Incident.is_open == (true() if filters["open"] else False))
-    if filters.get("group"):
-        query = query.where(Incident.group_id == core.find_group(filters["group"]).id)
-    if filters.get("assignee"):
-        who = filters["assignee"]
-        if who == "none":
-            query = query.where(Incident.assignee_id.is_(None))
-        else:
-            user = actor if who == "me" else core.find_user(who, "assignee")
-            query = query.where(Incident.assignee_id == user.id)
-    if filters.get("requester"):
-        query = query.where(
-            Incident.requester_id == core.find_user(filters["requester"], "requester").id
-        )
-    if filters.get("category_id"):
-        category = filters["category_id"]
-        query = query.where(
-            or_(Incident.category_id == category, Incident.subcategory_id == category)
-        )
-    if filters.get("created_after"):
-        query = query.where(
-            Incident.created_at >= _utc(filters["created_after"], "created_after"))
-    if filters.get("created_before"):
-        query = query.where(
-            Incident.created_at < _utc(filters["created_before"], "created_before"))
-    if cursor:
-        query = query.where(_after(columns, _decode_cursor(cursor, columns)))
-    order = [column.desc() if desc else column.asc() for column, desc in columns]
+    columns, where, order = list_criteria(actor, filters, sort, cursor)
+    query = select(Incident).where(*where)
     rows = list(
         db.session.scalars(query.options(*_LIST_OPTIONS).order_by(*order).limit(limit + 1))
     )
@@ -200,6 +160,55 @@ def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
         last = rows[-1]
         next_cursor = _encode_cursor([getattr(last, c.key) for c, _ in columns])
     return rows, next_cursor
+
+
+def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
+    """(key columns, WHERE clauses, ORDER BY) of a list page: shared by list_incidents
+    and the API's lean read (incidents.listing), so both select the same rows."""
+    if sort not in SORTS:
+        raise ValidationError(
+            f"Unknown sort {sort!r}.", fields={"sort": [f"One of: {', '.join(SORTS)}."]}
+        )
+    # The tie-breaker is tickets.id, not Incident.id (which renders incidents.id): the
+    # same value, but only a column of ``tickets`` lets an index on it (the queue's
+    # ix_tickets_open_queue: priority, created_at, id) deliver the whole ORDER BY, so
+    # SQLite stops after the page instead of sorting every visible row.
+    columns = SORTS[sort] + ((Ticket.id, SORTS[sort][0][1]),)
+    where = [visible_tickets_clause(actor, Incident)]
+    if filters.get("status"):
+        where.append(Incident.status.in_(filters["status"]))
+    if filters.get("priority"):
+        where.append(Incident.priority.in_(filters["priority"]))
+    if "open" in filters:
+        where.append(Incident.is_open == (true() if filters["open"] else False))
+    if filters.get("group"):
+        where.append(Incident.group_id == core.find_group(filters["group"]).id)
+    if filters.get("assignee"):
+        who = filters["assignee"]
+        if who == "none":
+            where.append(Incident.assignee_id.is_(None))
+        else:
+            user = actor if who == "me" else core.find_user(who, "assignee")
+            where.append(Incident.assignee_id == user.id)
+    if filters.get("requester"):
+        where.append(
+            Incident.requester_id == core.find_user(filters["requester"], "requester").id
+        )
+    if filters.get("category_id"):
+        category = filters["category_id"]
+        where.append(
+            or_(Incident.category_id == category, Incident.subcategory_id == category)
+        )
+    if filters.get("created_after"):
+        where.append(
+            Incident.created_at >= _utc(filters["created_after"], "created_after"))
+    if filters.get("created_before"):
+        where.append(
+            Incident.created_at < _utc(filters["created_before"], "created_before"))
+    if cursor:
+        where.append(_after(columns, _decode_cursor(cursor, columns)))
+    order = [column.desc() if desc else column.asc() for column, desc in columns]
+    return columns, where, order
 
 
 # --- assignment ----------------------------------------------------------------------
