@@ -26,9 +26,8 @@ from servicedesk.identity.models import Group, User
 from servicedesk.incidents.models import Incident
 from servicedesk.incidents.service import _encode_cursor, list_criteria
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
-from servicedesk.sla.clocks import elapsed_percent
 from servicedesk.sla.models import SlaCalendar, SlaClock, SlaPolicy
-from servicedesk.sla.service import calendar_for, clock_breached
+from servicedesk.sla.service import calendar_for, clock_summary, iso
 from servicedesk.tickets.models import SLA_NEVER, Category, Ticket
 
 _Requester, _Assignee = aliased(User), aliased(User)
@@ -110,24 +109,6 @@ def _calendar(key: tuple):
     return calendar
 
 
-def _iso(value):
-    return value.isoformat() if value is not None else None
-
-
-def _clock(clock: Clock | None, calendar, now) -> dict | None:
-    """As sla.service._clock_summary, for a clock read as a row."""
-    if clock is None:
-        return None
-    return {
-        "due_at": _iso(clock.due_at),
-        "warning_at": _iso(clock.warning_at),
-        "elapsed_percent": elapsed_percent(clock, calendar, now) if calendar else None,
-        "paused": clock.paused_since is not None and clock.met_at is None,
-        "breached": clock_breached(clock, now),
-        "met_at": _iso(clock.met_at),
-    }
-
-
 def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
     """IncidentSchema's dump of one row (same keys, same order, same values)."""
     t = dict(zip(_TICKET, row[:_N]))
@@ -146,9 +127,9 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
         resolution = row[_RESOLUTION_AT:]
         sla = {
             "policy": policy,
-            "response": _clock(Clock(*response) if response[0] is not None else None,
+            "response": clock_summary(Clock(*response) if response[0] is not None else None,
                                calendar, now),
-            "resolution": _clock(Clock(*resolution) if resolution[0] is not None else None,
+            "resolution": clock_summary(Clock(*resolution) if resolution[0] is not None else None,
                                  calendar, now),
         }
     status = t["status"]
@@ -176,9 +157,9 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
         "escalation_count": t["escalation_count"],
         "escalation_level": t["escalation_level"],
         "sla": sla,
-        "created_at": _iso(created), "updated_at": _iso(t["updated_at"]),
-        "first_response_at": _iso(t["first_response_at"]),
-        "resolved_at": _iso(resolved), "closed_at": _iso(closed),
+        "created_at": iso(created), "updated_at": iso(t["updated_at"]),
+        "first_response_at": iso(t["first_response_at"]),
+        "resolved_at": iso(resolved), "closed_at": iso(closed),
         # As Ticket.open_seconds.
         "open_seconds": max(0, int((end - created).total_seconds())),
         "version": t["version"],

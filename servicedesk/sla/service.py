@@ -379,23 +379,24 @@ def sla_summary(ticket: Ticket, now: datetime | None = None) -> dict:
     calendar = calendar_for(policy.calendar) if policy is not None else None
     return {
         "policy": policy.name if policy is not None else None,
-        "response": _clock_summary(ticket.response_clock, calendar, now),
-        "resolution": _clock_summary(ticket.resolution_clock, calendar, now),
+        "response": clock_summary(ticket.response_clock, calendar, now),
+        "resolution": clock_summary(ticket.resolution_clock, calendar, now),
     }
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _clock_summary(clock: SlaClock | None, calendar, now: datetime) -> dict | None:
+def clock_summary(clock: SlaClock | None, calendar, now: datetime) -> dict | None:
+    """A clock as the API shows it; ``clock`` may be a row or anything with its columns."""
     if clock is None:
         return None
     return {
-        "due_at": _iso(clock.due_at),
-        "warning_at": _iso(clock.warning_at),
+        "due_at": iso(clock.due_at),
+        "warning_at": iso(clock.warning_at),
         "elapsed_percent": elapsed_percent(clock, calendar, now) if calendar else None,
         "paused": clock.paused_since is not None and clock.met_at is None,
         "breached": clock_breached(clock, now),
-        "met_at": _iso(clock.met_at),
+        "met_at": iso(clock.met_at),
     }
