@@ -162,6 +162,30 @@ def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
     return rows, next_cursor
 
 
+def _refuse_probing_filters(actor: User, filters: dict) -> None:
+    """A requester's filters may name only themselves.
+
+    Looking a name up answers "unknown user" or "unknown group" (422) for names that
+    do not exist; to someone who sees only their own incidents these filters do nothing
+    else, so they would only serve to find out which colleagues and groups exist. One
+    answer, whatever the name.
+    """
+    if actor.is_staff:
+        return
+    refused = ["group"] if filters.get("group") else []
+    if filters.get("assignee") not in (None, "", "me", "none"):
+        refused.append("assignee")
+    if filters.get("requester") not in (None, "", "me", actor.username):
+        refused.append("requester")
+    if refused:
+        raise Forbidden(
+            "You see only the incidents you raised; these filters are for IT staff.",
+            fields={name: ["Only IT staff filter by other people or groups."]
+                    for name in refused},
+            code="forbidden_fields",
+        )
+
+
 def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
     """(key columns, WHERE clauses, ORDER BY) of a list page: shared by list_incidents
     and the API's lean read (incidents.listing), so both select the same rows."""
@@ -174,6 +198,7 @@ def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
     # ix_tickets_open_queue: priority, created_at, id) deliver the whole ORDER BY, so
     # SQLite stops after the page instead of sorting every visible row.
     columns = SORTS[sort] + ((Ticket.id, SORTS[sort][0][1]),)
+    _refuse_probing_filters(actor, filters)
     where = [visible_tickets_clause(actor, Incident)]
     if filters.get("status"):
         where.append(Incident.status.in_(filters["status"]))
@@ -191,8 +216,9 @@ def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
             user = actor if who == "me" else core.find_user(who, "assignee")
             where.append(Incident.assignee_id == user.id)
     if filters.get("requester"):
+        who = filters["requester"]
         where.append(
-            Incident.requester_id == core.find_user(filters["requester"], "requester").id
+            Incident.requester_id == (actor if who == "me" else core.find_user(who, "requester")).id
         )
     if filters.get("category_id"):
         category = filters["category_id"]
