@@ -11,6 +11,7 @@ import logging
 import flask_smorest
 import marshmallow as ma
 from flask import g, jsonify, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from servicedesk.errors import ServiceError, Unauthorized
@@ -76,12 +77,12 @@ def api_http_error(exc: HTTPException):
     if "messages" in data:
         fields, location = _flatten_webargs(data["messages"])
         if location in ("query", "querystring"):
-            return error_body(400, "bad_query", "The query has unknown or invalid parameters.",
+            return error_body(400, "bad_query", _("The query has unknown or invalid parameters."),
                               fields)
         if set(fields) == {"json"} or fields.get("_schema") == ["Invalid input type."]:
-            return error_body(400, "bad_json", "The body must be a JSON object.", fields)
+            return error_body(400, "bad_json", _("The body must be a JSON object."), fields)
         return error_body(exc.code or 422, "validation_error",
-                          "Some fields are missing or invalid.", fields)
+                          _("Some fields are missing or invalid."), fields)
     code = (exc.name or "error").lower().replace(" ", "_")
     return error_body(exc.code or 500, code, exc.description or exc.name)
 
@@ -92,13 +93,13 @@ def api_service_error(exc: ServiceError):
 
 def authenticate_api_request() -> None:
     """``before_request`` of every API blueprint: the actor comes from a bearer token."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send an API token: Authorization: Bearer <token>.")
+        raise Unauthorized(_("Send an API token: Authorization: Bearer <token>."))
     with read_only_transaction():  # a POST's write lock waits for its service call
         user = user_for_token(token.strip())
     if user is None:
-        raise Unauthorized("The API token is unknown, revoked, or its user is deactivated.")
+        raise Unauthorized(_("The API token is unknown, revoked, or its user is deactivated."))
     g.actor = user
 
 
@@ -116,8 +117,9 @@ def refuse_non_json_body() -> None:
         request.content_length or request.headers.get("Transfer-Encoding")
     ):
         raise ServiceError(
-            "The body must be a JSON object sent with Content-Type: application/json.",
-            fields={"json": [f"Unsupported content type {request.mimetype or 'none'!r}."]},
+            _("The body must be a JSON object sent with Content-Type: application/json."),
+            fields={"json": [_("Unsupported content type %(type)s.",
+                               type=repr(request.mimetype or "none"))]},
             code="bad_json",
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, g, render_template, request
+from flask import Flask, g, has_request_context, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
@@ -124,6 +124,8 @@ def _register_errors(app: Flask) -> None:
 def _select_locale():
     from flask_login import current_user
 
+    if not has_request_context():  # CLI, jobs, tests: the default locale (en)
+        return None
     supported = [str(locale) for locale in babel.list_translations()] or ["en"]
     available = set(supported) | set(_config_locales())
     if current_user and current_user.is_authenticated and current_user.locale in available:
@@ -185,7 +187,7 @@ def _refuse_nul_characters():
     body nested deeper than Python's recursion limit cannot even be parsed.
     """
     if "\x00" in request.path:
-        raise NotFound("No such page.")
+        raise NotFound(_("No such page."))
     bad = {key for key, value in request.args.items(multi=True) if _holds(key + value, _nul)}
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         bad |= {key for key, value in request.form.items(multi=True)
@@ -195,8 +197,9 @@ def _refuse_nul_characters():
         try:
             body = request.get_json(silent=True)
         except RecursionError:  # not a ValueError, so ``silent`` does not cover it
-            raise ServiceError("The JSON body is nested too deeply.",
-                               fields={"json": ["Nested too deeply."]}, code="bad_json") from None
+            raise ServiceError(_("The JSON body is nested too deeply."),
+                               fields={"json": [_("Nested too deeply.")]},
+                               code="bad_json") from None
         items = body.items() if isinstance(body, dict) else [("_body", body)]
         for key, value in items:
             if _holds(key, _nul) or _holds(value, _nul):
@@ -205,15 +208,15 @@ def _refuse_nul_characters():
                 unpaired.add(str(key).encode("utf-8", "backslashreplace").decode())
     if bad:
         raise ValidationError(
-            "Text may not contain NUL characters.",
-            fields={key.replace("\x00", "\\x00"): ["Contains a NUL character."]
+            _("Text may not contain NUL characters."),
+            fields={key.replace("\x00", "\\x00"): [_("Contains a NUL character.")]
                     for key in sorted(bad)},
             code="nul_character",
         )
     if unpaired:
         raise ValidationError(
-            "Text must be valid Unicode.",
-            fields={key: ["Contains an unpaired surrogate (\\ud800-\\udfff)."]
+            _("Text must be valid Unicode."),
+            fields={key: [_("Contains an unpaired surrogate (\\ud800-\\udfff).")]
                     for key in sorted(unpaired)},
             code="invalid_text",
         )

@@ -21,6 +21,14 @@ def test_the_babel_configuration_extracts_the_pages_strings():
     messages = _catalogue()
     for expected in ("Sign in", "Report an incident", "Queue", "My incidents"):
         assert expected in messages
+    # The service layer's domain errors are translatable too.
+    for expected in (
+        "Cannot move from %(source)s to %(target)s; allowed: %(allowed)s.",
+        "%(number)s was changed by someone else (version %(current)s, you sent "
+        "%(sent)s); reload it and apply your change again.",
+        "Unknown username or wrong password.",
+    ):
+        assert expected in messages
     assert len(messages) > 100
 
 

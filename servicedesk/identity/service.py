@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from babel.dates import get_timezone
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,7 +26,7 @@ _DUMMY_HASH = generate_password_hash("servicedesk-timing-equaliser")
 
 def _require_admin(actor: User | None) -> None:
     if actor is not None and actor.role != "admin":
-        raise Forbidden("Only admins manage users and groups.")
+        raise Forbidden(_("Only admins manage users and groups."))
 
 
 def get_user(username: str) -> User | None:
@@ -41,13 +42,14 @@ def create_group(actor: User | None, name: str, line: int, description: str = ""
     name = (name or "").strip()
     errors = {}
     if not name or len(name) > 150:
-        errors["name"] = ["Between 1 and 150 characters."]
+        errors["name"] = [_("Between 1 and 150 characters.")]
     if line not in (1, 2, 3):
-        errors["line"] = ["Support line must be 1, 2 or 3."]
+        errors["line"] = [_("Support line must be 1, 2 or 3.")]
     if errors:
-        raise ValidationError("Invalid group.", fields=errors)
+        raise ValidationError(_("Invalid group."), fields=errors)
     if get_group(name) is not None:
-        raise Conflict(f"A group named {name!r} exists.", fields={"name": ["Already taken."]})
+        raise Conflict(_("A group named %(name)s exists.", name=repr(name)),
+                       fields={"name": [_("Already taken.")]})
     group = Group(name=name, support_line=line, description=description)
     db.session.add(group)
     db.session.commit()
@@ -61,27 +63,29 @@ def create_user(actor: User | None, username: str, email: str, role: str,
     username = (username or "").strip()
     errors = {}
     if not USERNAME_RE.match(username):
-        errors["username"] = ["1-150 letters, digits or . @ + - _ characters."]
+        errors["username"] = [_("1-150 letters, digits or . @ + - _ characters.")]
     if not email or "@" not in email or len(email) > 254 or any(c in email for c in "\r\n"):
-        errors["email"] = ["A valid e-mail address."]
+        errors["email"] = [_("A valid e-mail address.")]
     if role not in ROLES:
-        errors["role"] = [f"One of: {', '.join(ROLES)}."]
+        errors["role"] = [_("One of: %(values)s.", values=", ".join(ROLES))]
     if password is not None and len(password) < 8:
-        errors["password"] = ["At least 8 characters."]
+        errors["password"] = [_("At least 8 characters.")]
     if locale not in current_app.config["SERVICEDESK_LOCALES"]:
-        errors["locale"] = [f"One of: {', '.join(current_app.config['SERVICEDESK_LOCALES'])}."]
+        errors["locale"] = [_("One of: %(values)s.",
+                               values=", ".join(current_app.config["SERVICEDESK_LOCALES"]))]
     if not _known_timezone(timezone):
-        errors["timezone"] = ["An IANA time zone name, such as Europe/Berlin or UTC."]
+        errors["timezone"] = [_("An IANA time zone name, such as Europe/Berlin or UTC.")]
     resolved_groups = []
     for name in groups or []:
         group = get_group(name)
         if group is None:
-            errors.setdefault("groups", []).append(f"Unknown group {name!r}.")
+            errors.setdefault("groups", []).append(_("Unknown group %(name)s.", name=repr(name)))
         resolved_groups.append(group)
     if errors:
-        raise ValidationError("Invalid user.", fields=errors)
+        raise ValidationError(_("Invalid user."), fields=errors)
     if get_user(username) is not None:
-        raise Conflict(f"The username {username!r} is taken.", fields={"username": ["Already taken."]})
+        raise Conflict(_("The username %(username)s is taken.", username=repr(username)),
+                       fields={"username": [_("Already taken.")]})
     user = User(
         username=username,
         email=email,
@@ -118,7 +122,8 @@ def set_password(actor: User | None, user: User, password: str) -> None:
     if actor is not None and actor.id != user.id:
         _require_admin(actor)
     if not password or len(password) < 8:
-        raise ValidationError("Password too short.", fields={"password": ["At least 8 characters."]})
+        raise ValidationError(_("Password too short."),
+                              fields={"password": [_("At least 8 characters.")]})
     user.password_hash = generate_password_hash(password)
     user.session_epoch += 1  # other sessions end with the old password
     db.session.commit()
@@ -128,7 +133,7 @@ def deactivate_user(actor: User | None, user: User) -> None:
     """Deactivate ``user``: every session and API token of theirs stops working at once."""
     _require_admin(actor)
     if actor is not None and actor.id == user.id:
-        raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+        raise Conflict(_("You cannot deactivate yourself."), code="self_deactivation")
     user.active = False
     user.session_epoch += 1
     now = utcnow()
@@ -156,7 +161,8 @@ def _hash_token(raw: str) -> str:
 def issue_token(user: User, name: str = "") -> str:
     """Create an API token for ``user``; the only time the token itself is seen."""
     if not user.active:
-        raise Conflict(f"{user.username} is deactivated.", code="user_inactive")
+        raise Conflict(_("%(username)s is deactivated.", username=user.username),
+                       code="user_inactive")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(ApiToken(user_id=user.id, name=name, token_hash=_hash_token(raw)))
     db.session.commit()
@@ -207,7 +213,7 @@ def authenticate(username: str, password: str, address: str) -> User:
     username = (username or "").strip()[:150]
     address = (address or "unknown")[:64]
     if _throttled(username.lower(), address):
-        raise TooManyRequests("Too many failed sign-in attempts; try again in a few minutes.")
+        raise TooManyRequests(_("Too many failed sign-in attempts; try again in a few minutes."))
     user = get_user(username)
     ok = check_password_hash(user.password_hash if user and user.password_hash else _DUMMY_HASH,
                              password or "")
@@ -217,7 +223,7 @@ def authenticate(username: str, password: str, address: str) -> User:
         db.session.execute(delete(LoginFailure).where(LoginFailure.at < now - window))
         db.session.add(LoginFailure(username=username.lower(), address=address, at=now))
         db.session.commit()
-        raise ValidationError("Unknown username or wrong password.", code="bad_credentials")
+        raise ValidationError(_("Unknown username or wrong password."), code="bad_credentials")
     db.session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
     db.session.commit()
     return user
@@ -238,5 +244,5 @@ def load_session_user(session_id: str) -> User | None:
 def require_user(username: str) -> User:
     user = get_user(username)
     if user is None:
-        raise NotFound(f"No user {username!r}.")
+        raise NotFound(_("No user %(username)s.", username=repr(username)))
     return user

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.orm import joinedload
 
@@ -41,13 +42,18 @@ UPDATE_FIELDS = {
     "manager": _STAFF_UPDATE,
     "admin": _STAFF_UPDATE,
 }
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction only; it is translated where it is shown."""
+    return message
+
+
 WHY_NOT = {
-    "priority": "Priority follows from impact and urgency.",
-    "status": "Change the status with a transition.",
-    "group": "Only IT staff assign tickets.",
-    "assignee": "Only IT staff assign tickets.",
-    "requester": "Only IT staff raise incidents for someone else.",
-    "channel": "Set by the channel the incident came in through.",
+    "priority": N_("Priority follows from impact and urgency."),
+    "status": N_("Change the status with a transition."),
+    "group": N_("Only IT staff assign tickets."),
+    "assignee": N_("Only IT staff assign tickets."),
+    "requester": N_("Only IT staff raise incidents for someone else."),
+    "channel": N_("Set by the channel the incident came in through."),
 }
 
 
@@ -112,8 +118,8 @@ def _decode_cursor(cursor: str, columns) -> list:
         return decoded
     except (ValueError, TypeError, OverflowError, UnicodeDecodeError, json.JSONDecodeError):
         raise ValidationError(
-            "The cursor is not one this server handed out.",
-            fields={"cursor": ["Invalid cursor."]},
+            _("The cursor is not one this server handed out."),
+            fields={"cursor": [_("Invalid cursor.")]},
         ) from None
 
 
@@ -126,8 +132,9 @@ def _utc(value: datetime, field: str) -> datetime:
         return value.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise ValidationError(
-            f"{field} must be a date-time with a time zone, between the years 1 and 9999 in UTC.",
-            fields={field: ["Not a date-time with a time zone within the years 1-9999 (UTC)."]},
+            _("%(field)s must be a date-time with a time zone, between the years 1 and 9999 "
+              "in UTC.", field=field),
+            fields={field: [_("Not a date-time with a time zone within the years 1-9999 (UTC).")]},
         ) from None
 
 
@@ -179,8 +186,8 @@ def _refuse_probing_filters(actor: User, filters: dict) -> None:
         refused.append("requester")
     if refused:
         raise Forbidden(
-            "You see only the incidents you raised; these filters are for IT staff.",
-            fields={name: ["Only IT staff filter by other people or groups."]
+            _("You see only the incidents you raised; these filters are for IT staff."),
+            fields={name: [_("Only IT staff filter by other people or groups.")]
                     for name in refused},
             code="forbidden_fields",
         )
@@ -191,7 +198,8 @@ def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
     and the API's lean read (incidents.listing), so both select the same rows."""
     if sort not in SORTS:
         raise ValidationError(
-            f"Unknown sort {sort!r}.", fields={"sort": [f"One of: {', '.join(SORTS)}."]}
+            _("Unknown sort %(sort)s.", sort=repr(sort)),
+            fields={"sort": [_("One of: %(values)s.", values=", ".join(SORTS))]},
         )
     # The tie-breaker is tickets.id, not Incident.id (which renders incidents.id): the
     # same value, but only a column of ``tickets`` lets an index on it (the queue's
@@ -276,15 +284,17 @@ def _assignment(ticket: Incident, data: dict) -> dict:
             group = _home_group(assignee)
             if group is None:
                 raise ValidationError(
-                    f"{assignee.username} belongs to no group.",
-                    fields={"assignee": ["The assignee must belong to a group."]},
+                    _("%(username)s belongs to no group.", username=assignee.username),
+                    fields={"assignee": [_("The assignee must belong to a group.")]},
                 )
             changes["group"] = group
             changes["support_line"] = group.support_line
         elif not _is_member(assignee, group):
             raise ValidationError(
-                f"{assignee.username} is not a member of {group.name}.",
-                fields={"assignee": [f"Must be a member of the group {group.name}."]},
+                _("%(username)s is not a member of %(group)s.",
+                  username=assignee.username, group=group.name),
+                fields={"assignee": [_("Must be a member of the group %(group)s.",
+                                       group=group.name)]},
             )
     changes["assignee"] = assignee
     if ticket.status == "new" and assignee is not None:
@@ -335,8 +345,8 @@ def _categories(data: dict, category=None, subcategory=None):
                 sub = db.session.get(Category, data["subcategory_id"])
                 category = sub.parent if sub is not None else None
                 if category is None:
-                    raise ValidationError("Unknown subcategory.",
-                                          fields={"subcategory_id": ["Unknown subcategory."]})
+                    raise ValidationError(_("Unknown subcategory."),
+                                          fields={"subcategory_id": [_("Unknown subcategory.")]})
             subcategory = core.find_category(data["subcategory_id"], "subcategory_id",
                                              parent=category)
     return category, subcategory
@@ -408,12 +418,13 @@ def update_incident(actor: User, number: str, data: dict) -> Incident:
     incident = get_incident(actor, number)
     core.check_writable(actor, data.keys(), UPDATE_FIELDS, WHY_NOT)
     if WORKFLOW.is_final(incident.status):
-        raise Conflict(f"{number} is {incident.status}; it can no longer be edited.",
+        raise Conflict(_("%(number)s is %(status)s; it can no longer be edited.",
+                         number=number, status=incident.status),
                        code="ticket_closed")
     if not actor.is_staff and incident.status != "new":
         raise Forbidden(
-            "IT has started on this incident; add a reply to tell them what changed.",
-            fields={f: ["Editable by you only until IT picks the incident up."] for f in data},
+            _("IT has started on this incident; add a reply to tell them what changed."),
+            fields={f: [_("Editable by you only until IT picks the incident up.")] for f in data},
             code="forbidden_fields",
         )
     core.check_version(incident, version)
@@ -461,9 +472,10 @@ def transition_incident(actor: User, number: str, data: dict) -> Incident:
             window = timedelta(days=current_app.config["SERVICEDESK_REOPEN_WINDOW_DAYS"])
             if incident.resolved_at is not None and now - incident.resolved_at > window:
                 raise Conflict(
-                    f"{number} was resolved more than {window.days} days ago and can no "
-                    "longer be reopened; please raise a new incident.",
-                    fields={"to": ["The reopen window has passed."]},
+                    _("%(number)s was resolved more than %(days)s days ago and can no "
+                      "longer be reopened; please raise a new incident.",
+                      number=number, days=window.days),
+                    fields={"to": [_("The reopen window has passed.")]},
                     code="reopen_window_passed",
                 )
         extra.update(reopen_count=incident.reopen_count + 1, resolved_at=None,
@@ -498,30 +510,34 @@ def comment_incident(actor: User, number: str, body: str, public: bool = True):
 def escalate_incident(actor: User, number: str, data: dict) -> Incident:
     """Functional escalation: hand the incident to a group of the next support line."""
     if not actor.is_staff:
-        raise Forbidden("Only IT staff escalate incidents.")
+        raise Forbidden(_("Only IT staff escalate incidents."))
     incident = get_incident(actor, number)
     if data.get("version") is not None:
         core.check_version(incident, data["version"])
     if not WORKFLOW.is_open(incident.status):
-        raise Conflict(f"{number} is {incident.status}; only open incidents are escalated.",
+        raise Conflict(_("%(number)s is %(status)s; only open incidents are escalated.",
+                         number=number, status=incident.status),
                        code="ticket_not_open")
     line = (incident.support_line or 1) + 1
     if line > 3:
-        raise Conflict(f"{number} is already with the last support line (L3).",
+        raise Conflict(_("%(number)s is already with the last support line (L3).",
+                         number=number),
                        code="no_next_line")
     if data.get("group"):
         group = core.find_group(data["group"])
         if group.support_line != line:
             raise ValidationError(
-                f"{group.name} is an L{group.support_line} group; escalation goes to L{line}.",
-                fields={"group": [f"Must be a group of support line {line}."]},
+                _("%(group)s is an L%(group_line)s group; escalation goes to L%(line)s.",
+                  group=group.name, group_line=group.support_line, line=line),
+                fields={"group": [_("Must be a group of support line %(line)s.", line=line)]},
             )
     else:
         group = db.session.scalars(
             select(Group).where(Group.support_line == line).order_by(Group.name).limit(1)
         ).first()
         if group is None:
-            raise Conflict(f"There is no L{line} group to escalate to.", code="no_next_line")
+            raise Conflict(_("There is no L%(line)s group to escalate to.", line=line),
+                           code="no_next_line")
     changes = {"group": group, "support_line": line, "assignee": None}
     if incident.status == "assigned":
         changes["status"] = "new"

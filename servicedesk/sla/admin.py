@@ -8,6 +8,7 @@ nothing is lost either way).
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,23 +31,25 @@ POLICY_FIELDS = ("name", "position", "active", "kinds", "priorities", "service_i
 
 def _may_read(actor: User | None) -> None:
     if actor is not None and not actor.is_staff:
-        raise Forbidden("Only IT staff see SLA calendars and policies.")
+        raise Forbidden(_("Only IT staff see SLA calendars and policies."))
 
 
 def _may_write(actor: User | None) -> None:
     if actor is not None and actor.role != "admin":
-        raise Forbidden("Only admins change SLA calendars and policies.")
+        raise Forbidden(_("Only admins change SLA calendars and policies."))
 
 
 def _check_version(row, version, what: str) -> None:
     if version is None:
-        raise ValidationError("The version you last read is required.",
-                              fields={"version": ["Missing data for required field."]})
+        raise ValidationError(_("The version you last read is required."),
+                              fields={"version": [_("Missing data for required field.")]})
     if version != row.version:
         raise Conflict(
-            f"The {what} {row.name!r} was changed by someone else (version {row.version}, "
-            f"you sent {version}); reload it and apply your change again.",
-            fields={"version": [f"Stale: the current version is {row.version}."]},
+            _("The %(what)s %(name)s was changed by someone else (version %(current)s, "
+              "you sent %(sent)s); reload it and apply your change again.",
+              what=what, name=repr(row.name), current=row.version, sent=version),
+            fields={"version": [_("Stale: the current version is %(current)s.",
+                                  current=row.version)]},
             code="stale_version",
         )
 
@@ -56,18 +59,21 @@ def _commit(what: str) -> None:
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
-        raise Conflict(f"Someone else changed this {what} at the same moment; reload and retry.",
-                       fields={"version": ["Stale."]}, code="stale_version") from None
+        raise Conflict(_("Someone else changed this %(what)s at the same moment; reload and "
+                         "retry.", what=what),
+                       fields={"version": [_("Stale.")]}, code="stale_version") from None
     except IntegrityError:
         db.session.rollback()
-        raise Conflict(f"A {what} with that name exists.", fields={"name": ["Already exists."]},
+        raise Conflict(_("A %(what)s with that name exists.", what=what),
+                       fields={"name": [_("Already exists.")]},
                        code="duplicate_name") from None
 
 
 def _unique_name(model, name: str, what: str, row_id: int | None = None) -> None:
     clash = db.session.scalars(select(model).where(model.name == name)).first()
     if clash is not None and clash.id != row_id:
-        raise Conflict(f"A {what} named {name!r} exists.", fields={"name": ["Already exists."]},
+        raise Conflict(_("A %(what)s named %(name)s exists.", what=what, name=repr(name)),
+                       fields={"name": [_("Already exists.")]},
                        code="duplicate_name")
 
 
@@ -83,7 +89,7 @@ def get_calendar(actor: User | None, calendar_id: int) -> SlaCalendar:
     _may_read(actor)
     row = db.session.get(SlaCalendar, calendar_id)
     if row is None:
-        raise NotFound(f"No SLA calendar {calendar_id}.")
+        raise NotFound(_("No SLA calendar %(id)s.", id=calendar_id))
     return row
 
 
@@ -108,15 +114,15 @@ def validate_calendar(timezone, week, holidays) -> BusinessCalendar:
             return BusinessCalendar(timezone, parse_week(week), parse_holidays(holidays))
         except ValueError as exc:  # not expected once each part passed; still a 422
             errors["week"] = [str(exc)]
-    raise ValidationError("The calendar is not valid.", fields=errors)
+    raise ValidationError(_("The calendar is not valid."), fields=errors)
 
 
 def create_calendar(actor: User | None, data: dict) -> SlaCalendar:
     _may_write(actor)
     missing = [f for f in ("name", "timezone", "week") if data.get(f) in (None, "")]
     if missing:
-        raise ValidationError("A calendar needs a name, a time zone and a week.",
-                              fields={f: ["Missing data for required field."] for f in missing})
+        raise ValidationError(_("A calendar needs a name, a time zone and a week."),
+                              fields={f: [_("Missing data for required field.")] for f in missing})
     name = data["name"].strip()
     calendar = validate_calendar(data["timezone"], data["week"], data.get("holidays") or [])
     _unique_name(SlaCalendar, name, "calendar")
@@ -137,8 +143,8 @@ def update_calendar(actor: User | None, calendar_id: int, data: dict) -> SlaCale
         _unique_name(SlaCalendar, values["name"], "calendar", row.id)
     for field in ("name", "timezone", "week"):
         if field in values and values[field] in (None, ""):
-            raise ValidationError(f"The calendar's {field} cannot be empty.",
-                                  fields={field: ["Field may not be null."]})
+            raise ValidationError(_("The calendar's %(field)s cannot be empty.", field=field),
+                                  fields={field: [_("Field may not be null.")]})
     calendar = validate_calendar(values.get("timezone", row.timezone), values.get("week", row.week),
                                  values.get("holidays", row.holidays) or [])
     row.name = values.get("name", row.name)
@@ -163,7 +169,7 @@ def get_policy(actor: User | None, policy_id: int) -> SlaPolicy:
     _may_read(actor)
     row = db.session.get(SlaPolicy, policy_id)
     if row is None:
-        raise NotFound(f"No SLA policy {policy_id}.")
+        raise NotFound(_("No SLA policy %(id)s.", id=policy_id))
     return row
 
 
@@ -187,26 +193,27 @@ def _validate_policy(values: dict) -> None:
     kinds = values.get("kinds") or []
     unknown = [k for k in kinds if k not in WORKFLOWS]
     if unknown:
-        errors["kinds"] = [f"Unknown ticket kind(s): {', '.join(map(repr, unknown))}; known: "
-                           f"{', '.join(sorted(WORKFLOWS))}."]
+        errors["kinds"] = [_("Unknown ticket kind(s): %(unknown)s; known: %(known)s.",
+                             unknown=", ".join(map(repr, unknown)),
+                             known=", ".join(sorted(WORKFLOWS)))]
     else:
         choices = pause_status_choices(kinds)
         bad = [s for s in values.get("pause_statuses") or [] if s not in choices]
         if bad:
             errors["pause_statuses"] = [
-                f"Unknown or non-pausing status(es): {', '.join(map(repr, bad))}; use one "
-                f"of: {', '.join(sorted(choices))}."]
+                _("Unknown or non-pausing status(es): %(unknown)s; use one of: %(choices)s.",
+                  unknown=", ".join(map(repr, bad)), choices=", ".join(sorted(choices)))]
     if values.get("calendar_id") is not None \
             and db.session.get(SlaCalendar, values["calendar_id"]) is None:
-        errors["calendar_id"] = ["Unknown calendar."]
+        errors["calendar_id"] = [_("Unknown calendar.")]
     category_ids = values.get("category_ids") or []
     if category_ids:
         found = set(db.session.scalars(select(Category.id).where(Category.id.in_(category_ids))))
         missing = [str(c) for c in category_ids if c not in found]
         if missing:
-            errors["category_ids"] = [f"Unknown categories: {', '.join(missing)}."]
+            errors["category_ids"] = [_("Unknown categories: %(ids)s.", ids=", ".join(missing))]
     if errors:
-        raise ValidationError("The policy is not valid.", fields=errors)
+        raise ValidationError(_("The policy is not valid."), fields=errors)
 
 
 def _unique(values: list) -> list:
@@ -217,8 +224,8 @@ def create_policy(actor: User | None, data: dict) -> SlaPolicy:
     _may_write(actor)
     missing = [f for f in ("name", "calendar_id") if data.get(f) in (None, "")]
     if missing:
-        raise ValidationError("A policy needs a name and a calendar.",
-                              fields={f: ["Missing data for required field."] for f in missing})
+        raise ValidationError(_("A policy needs a name and a calendar."),
+                              fields={f: [_("Missing data for required field.")] for f in missing})
     values = {
         "kinds": [], "priorities": [], "service_ids": [], "category_ids": [],
         "pause_statuses": list(DEFAULT_PAUSE_STATUSES), "warning_percent": DEFAULT_WARNING_PERCENT,
@@ -246,8 +253,8 @@ def update_policy(actor: User | None, policy_id: int, data: dict) -> SlaPolicy:
     changes = {f: data[f] for f in POLICY_FIELDS if f in data}
     for field in ("name", "calendar_id", "position", "active", "warning_percent"):
         if field in changes and changes[field] in (None, ""):
-            raise ValidationError(f"The policy's {field} cannot be empty.",
-                                  fields={field: ["Field may not be null."]})
+            raise ValidationError(_("The policy's %(field)s cannot be empty.", field=field),
+                                  fields={field: [_("Field may not be null.")]})
     if "name" in changes:
         changes["name"] = changes["name"].strip()
         _unique_name(SlaPolicy, changes["name"], "policy", row.id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time
 
+from flask_babel import gettext as _
 from sqlalchemy import inspect, select, true, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -330,7 +331,7 @@ def breaches_next(actor: User, limit: int = 20) -> list[Ticket]:
     priority, created_at, id WHERE is_open); stops after ``limit`` rows.
     """
     if actor is None or not actor.is_staff:
-        raise Forbidden("Only IT staff see what breaches next.")
+        raise Forbidden(_("Only IT staff see what breaches next."))
     return list(db.session.scalars(
         select(Ticket)
         .where(visible_tickets_clause(actor, Ticket), Ticket.is_open == true(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from servicedesk.errors import Conflict, Forbidden, ValidationError
@@ -21,22 +22,24 @@ def list_categories() -> list[Category]:
 def create_category(actor: User | None, name: str, parent_id: int | None = None,
                     default_group: str | None = None) -> Category:
     if actor is not None and actor.role != "admin":
-        raise Forbidden("Only admins manage categories.")
+        raise Forbidden(_("Only admins manage categories."))
     name = (name or "").strip()
     if not name or len(name) > 120:
-        raise ValidationError("Invalid category.", fields={"name": ["Between 1 and 120 characters."]})
+        raise ValidationError(_("Invalid category."),
+                              fields={"name": [_("Between 1 and 120 characters.")]})
     parent = None
     if parent_id is not None:
         parent = db.session.get(Category, parent_id)
         if parent is None or parent.parent_id is not None:
-            raise ValidationError("Invalid parent.",
-                                  fields={"parent_id": ["Must be a top-level category."]})
+            raise ValidationError(_("Invalid parent."),
+                                  fields={"parent_id": [_("Must be a top-level category.")]})
     clash = db.session.scalars(select(Category).where(
         Category.name == name,
         Category.parent_id == parent_id if parent_id is not None else Category.parent_id.is_(None),
     )).first()
     if clash is not None:
-        raise Conflict(f"The category {name!r} exists.", fields={"name": ["Already exists."]})
+        raise Conflict(_("The category %(name)s exists.", name=repr(name)),
+                       fields={"name": [_("Already exists.")]})
     category = Category(name=name, parent=parent)
     if default_group:
         category.default_group = find_group(default_group, "default_group")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -99,16 +100,17 @@ def priority_matrix() -> dict[tuple[str, str], int]:
 
 def set_priority_matrix(actor: User, cells: dict[tuple[str, str], int]) -> dict:
     if actor.role != "admin":
-        raise Forbidden("Only admins may change the priority matrix.")
+        raise Forbidden(_("Only admins may change the priority matrix."))
     errors = {}
     for (impact, urgency), priority in cells.items():
         key = f"{impact}/{urgency}"
         if impact not in LEVELS or urgency not in LEVELS:
-            errors[key] = [f"Impact and urgency must be one of: {', '.join(LEVELS)}."]
+            errors[key] = [_("Impact and urgency must be one of: %(levels)s.",
+                              levels=", ".join(LEVELS))]
         elif not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
-            errors[key] = ["Priority must be a whole number from 1 to 5."]
+            errors[key] = [_("Priority must be a whole number from 1 to 5.")]
     if errors:
-        raise ValidationError("The priority matrix has invalid cells.", fields=errors)
+        raise ValidationError(_("The priority matrix has invalid cells."), fields=errors)
     for (impact, urgency), priority in cells.items():
         rule = db.session.get(PriorityRule, (impact, urgency))
         if rule is None:
@@ -128,21 +130,23 @@ def get_visible_ticket(actor: User, model, number: str):
         select(model).where(model.number == number, visible_tickets_clause(actor, model))
     ).one_or_none()
     if ticket is None:
-        raise NotFound(f"No {model.__name__.lower()} {number}.")
+        raise NotFound(_("No %(kind)s %(number)s.", kind=model.__name__.lower(), number=number))
     return ticket
 
 
 def check_version(ticket: Ticket, version) -> None:
     if version is None:
         raise ValidationError(
-            "The version you last read is required.",
-            fields={"version": ["Missing data for required field."]},
+            _("The version you last read is required."),
+            fields={"version": [_("Missing data for required field.")]},
         )
     if version != ticket.version:
         raise Conflict(
-            f"{ticket.number} was changed by someone else (version {ticket.version}, you "
-            f"sent {version}); reload it and apply your change again.",
-            fields={"version": [f"Stale: the current version is {ticket.version}."]},
+            _("%(number)s was changed by someone else (version %(current)s, you sent "
+              "%(sent)s); reload it and apply your change again.",
+              number=ticket.number, current=ticket.version, sent=version),
+            fields={"version": [_("Stale: the current version is %(current)s.",
+                                  current=ticket.version)]},
             code="stale_version",
         )
 
@@ -150,10 +154,12 @@ def check_version(ticket: Ticket, version) -> None:
 def find_user(username: str, field: str, staff: bool = False) -> User:
     user = db.session.scalars(select(User).where(User.username == username)).one_or_none()
     if user is None or not user.active:
-        raise ValidationError(f"No active user {username!r}.", fields={field: ["Unknown user."]})
+        raise ValidationError(_("No active user %(username)s.", username=repr(username)),
+                              fields={field: [_("Unknown user.")]})
     if staff and not user.is_staff:
         raise ValidationError(
-            f"{username} is not IT staff.", fields={field: ["Must be an agent or manager."]}
+            _("%(username)s is not IT staff.", username=username),
+            fields={field: [_("Must be an agent or manager.")]},
         )
     return user
 
@@ -161,22 +167,23 @@ def find_user(username: str, field: str, staff: bool = False) -> User:
 def find_group(name: str, field: str = "group") -> Group:
     group = db.session.scalars(select(Group).where(Group.name == name)).one_or_none()
     if group is None:
-        raise ValidationError(f"No group {name!r}.", fields={field: ["Unknown group."]})
+        raise ValidationError(_("No group %(name)s.", name=repr(name)),
+                              fields={field: [_("Unknown group.")]})
     return group
 
 
 def find_category(category_id: int, field: str, parent: Category | None = None) -> Category:
     category = db.session.get(Category, category_id)
     if category is None or not category.active:
-        raise ValidationError("Unknown category.", fields={field: ["Unknown category."]})
+        raise ValidationError(_("Unknown category."), fields={field: [_("Unknown category.")]})
     if parent is None and category.parent_id is not None:
         raise ValidationError(
-            "That is a subcategory.", fields={field: ["Choose a top-level category."]}
+            _("That is a subcategory."), fields={field: [_("Choose a top-level category.")]}
         )
     if parent is not None and category.parent_id != parent.id:
         raise ValidationError(
-            "Subcategory does not belong to the category.",
-            fields={field: [f"Not a subcategory of {parent.name}."]},
+            _("Subcategory does not belong to the category."),
+            fields={field: [_("Not a subcategory of %(parent)s.", parent=parent.name)]},
         )
     return category
 
@@ -191,8 +198,11 @@ def check_writable(actor: User, fields, allowed: dict[str, set[str]], why: dict 
     if refused:
         why = why or {}
         raise Forbidden(
-            f"Your role ({actor.role}) may not set: {', '.join(refused)}.",
-            fields={f: [why.get(f, f"Not writable by a {actor.role}.")] for f in refused},
+            _("Your role (%(role)s) may not set: %(fields)s.",
+              role=actor.role, fields=", ".join(refused)),
+            # ``why`` holds literals marked for extraction (N_); translated here.
+            fields={f: [_(why[f]) if f in why else
+                        _("Not writable by a %(role)s.", role=actor.role)] for f in refused},
             code="forbidden_fields",
         )
 
@@ -265,8 +275,8 @@ def transition(ticket: Ticket, actor: User | None, workflow: Workflow, target: s
     missing = [f for f in step.requires if data.get(f) in (None, "")]
     if missing:
         raise ValidationError(
-            f"Moving to {target} needs: {', '.join(missing)}.",
-            fields={f: [f"Required to move to {target}."] for f in missing},
+            _("Moving to %(target)s needs: %(fields)s.", target=target, fields=", ".join(missing)),
+            fields={f: [_("Required to move to %(target)s.", target=target)] for f in missing},
         )
     source = ticket.status
     at = at or utcnow()
@@ -283,17 +293,19 @@ def add_comment(ticket: Ticket, actor: User, body: str, public: bool,
                 workflow: Workflow) -> Comment:
     body = (body or "").strip()
     if not body:
-        raise ValidationError("A comment needs text.", fields={"body": ["Must not be empty."]})
+        raise ValidationError(_("A comment needs text."),
+                              fields={"body": [_("Must not be empty.")]})
     if not public and not actor.is_staff:
         raise Forbidden(
-            "Only IT staff may write internal notes.",
-            fields={"public": ["Requesters can only write public replies."]},
+            _("Only IT staff may write internal notes."),
+            fields={"public": [_("Requesters can only write public replies.")]},
             code="forbidden_fields",
         )
     if workflow.is_final(ticket.status):
         raise Conflict(
-            f"{ticket.number} is {ticket.status}; it takes no more comments.",
-            fields={"body": [f"The ticket is {ticket.status}."]},
+            _("%(number)s is %(status)s; it takes no more comments.",
+              number=ticket.number, status=ticket.status),
+            fields={"body": [_("The ticket is %(status)s.", status=ticket.status)]},
             code="ticket_closed",
         )
     comment = Comment(ticket_id=ticket.id, author=actor, body=body, public=public,
@@ -337,12 +349,12 @@ def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
     except StaleDataError:
         db.session.rollback()
         raise Conflict(
-            "Someone else changed this ticket at the same moment; reload and retry.",
-            fields={"version": ["Stale."]},
+            _("Someone else changed this ticket at the same moment; reload and retry."),
+            fields={"version": [_("Stale.")]},
             code="stale_version",
         ) from None
     except IntegrityError as exc:
         db.session.rollback()
-        raise Conflict("The change conflicts with existing data.", code="integrity") from exc
+        raise Conflict(_("The change conflicts with existing data."), code="integrity") from exc
     for name, kwargs in hooks:
         call_hook(name, **kwargs)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+
 from servicedesk.errors import Conflict, Forbidden
 
 
@@ -56,24 +58,27 @@ class Workflow:
         """Return the transition ``status`` → ``target`` if ``role`` may take it."""
         if target not in self.states:
             raise Conflict(
-                f"Unknown status {target!r}.",
-                fields={"to": [f"Must be one of: {', '.join(self.states)}."]},
+                _("Unknown status %(target)s.", target=repr(target)),
+                fields={"to": [_("Must be one of: %(states)s.", states=", ".join(self.states))]},
                 code="invalid_transition",
             )
         transition = self._by_edge.get((status, target))
         allowed = self.allowed(status, role)
+        allowed_text = ", ".join(allowed) or _("none")
         if transition is None:
             raise Conflict(
-                f"Cannot move from {status} to {target}; allowed: "
-                f"{', '.join(allowed) or 'none'}.",
-                fields={"to": [f"Allowed from {status}: {', '.join(allowed) or 'none'}."]},
+                _("Cannot move from %(source)s to %(target)s; allowed: %(allowed)s.",
+                  source=status, target=target, allowed=allowed_text),
+                fields={"to": [_("Allowed from %(source)s: %(allowed)s.",
+                                 source=status, allowed=allowed_text)]},
                 code="invalid_transition",
             )
         if role not in transition.roles:
             raise Forbidden(
-                f"Your role may not move a ticket from {status} to {target}; allowed: "
-                f"{', '.join(allowed) or 'none'}.",
-                fields={"to": [f"Allowed for you from {status}: {', '.join(allowed) or 'none'}."]},
+                _("Your role may not move a ticket from %(source)s to %(target)s; "
+                  "allowed: %(allowed)s.", source=status, target=target, allowed=allowed_text),
+                fields={"to": [_("Allowed for you from %(source)s: %(allowed)s.",
+                                 source=status, allowed=allowed_text)]},
             )
         return transition
 
