@@ -9,18 +9,12 @@ test created and hide an N+1). Nothing here measures time; bench/api_load.py doe
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 
-import marshmallow as ma
 import pytest
-from marshmallow import fields
 from sqlalchemy import event
 
 from servicedesk.extensions import db
-from servicedesk.incidents.models import Incident
-from servicedesk.incidents.schemas import IncidentSchema
 from servicedesk.tickets.admin import create_category
-from servicedesk.tickets.schemas import FastDumpSchema
 
 QUEUE = "/incidents?open=true&sort=priority&limit=50"
 
@@ -158,87 +152,3 @@ def test_queue_query_walks_the_open_queue_index_on_sqlite(app, busy_desk):
                                                         parameters)]
     assert any("ix_tickets_open_queue" in line for line in plan), plan
     assert not any("TEMP B-TREE" in line for line in plan), plan
-
-
-# --- the list's serializer -------------------------------------------------------------
-
-
-def test_incident_dump_equals_marshmallows_own(app, world, desk, monkeypatch):
-    """IncidentSchema's fast dump gives exactly what marshmallow's generic path gives."""
-    frozen = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    monkeypatch.setattr("servicedesk.tickets.models.utcnow", lambda: frozen)
-    parent = create_category(None, "Network")
-    child = create_category(None, "Wi-Fi", parent.id)
-    plain = world.incident(desk.employee)["number"]
-    staff = world.api(desk.agent)
-    full = staff.post("/incidents", json={
-        "title": "Wi-Fi down", "requester": desk.employee.username, "group": desk.l1.name,
-        "assignee": desk.agent_b.username, "category_id": parent.id,
-        "subcategory_id": child.id, "major": True, "impact": "high"}).get_json()["number"]
-    staff.post(f"/incidents/{full}/transition",
-               json={"to": "resolved", "resolution_code": "fixed", "resolution_notes": "ok"})
-    schema = IncidentSchema()
-    for number in (plain, full):
-        incident = db.session.scalars(db.select(Incident).where(Incident.number == number)).one()
-        incident.allowed_transitions = ["in_progress", "cancelled"]
-        assert schema.dump(incident) == ma.Schema._serialize(schema, incident)
-        assert IncidentSchema(many=True).dump([incident]) == [schema.dump(incident)]
-    resolved = schema.dump(incident)
-    assert resolved["resolved_at"] is not None and resolved["assignee"] == desk.agent_b.username
-
-
-class _Thing:
-    def __init__(self, **attrs):
-        self.__dict__.update(attrs)
-
-
-class _Upper(fields.String):
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else str(value).upper()
-
-
-class _Everything(FastDumpSchema):
-    text = fields.String()
-    number = fields.Integer()
-    as_text = fields.Integer(as_string=True, attribute="number", dump_only=True)
-    flag = fields.Boolean()
-    truthy = fields.Boolean(attribute="number", dump_only=True)
-    when = fields.DateTime()
-    day = fields.DateTime(format="%Y-%m-%d", attribute="when", dump_only=True)
-    stamp = fields.DateTime(format="timestamp", attribute="when", dump_only=True)
-    renamed = fields.String(data_key="otherName", attribute="text", dump_only=True)
-    dotted = fields.String(attribute="child.text", dump_only=True)
-    absent = fields.String()
-    defaulted = fields.String(dump_default="dflt")
-    called = fields.String(dump_default=lambda: "from callable")
-    upper = _Upper(attribute="text", dump_only=True)
-    function = fields.Function(lambda o: type(o).__name__)
-    method = fields.Method("twice")
-    constant = fields.Constant(7)
-    items = fields.List(fields.Integer())
-    child = fields.Nested(lambda: _Everything(only=("text", "number")), allow_none=True)
-    floating = fields.Float(attribute="number", dump_only=True)
-    raw = fields.Raw(attribute="text", dump_only=True)
-
-    def twice(self, obj):
-        text = obj["text"] if isinstance(obj, dict) else obj.text
-        return text * 2 if text else None
-
-
-@pytest.mark.parametrize("values", [
-    dict(text="abc", number=3, flag=True, when=datetime(2026, 5, 1, 12, tzinfo=timezone.utc),
-         items=[1, 2], child=_Thing(text="kid", number=1)),
-    dict(text=None, number=None, flag=None, when=None, items=None, child=None),
-    dict(text=12, number=True, flag=1, when=datetime(2026, 5, 1) + timedelta(hours=1),
-         items=[], child=None),
-    dict(text="x", number=0, flag="yes", when=datetime(2026, 5, 1, tzinfo=timezone.utc),
-         items=[3], child=_Thing(text=None, number=None)),
-])
-def test_fast_dump_matches_marshmallow_for_every_kind_of_field(values):
-    obj = _Thing(**values)
-    schema = _Everything()
-    assert schema.dump(obj) == ma.Schema._serialize(schema, obj)
-    many = _Everything(many=True)
-    assert many.dump([obj, obj]) == [ma.Schema._serialize(schema, obj)] * 2
-    # Mappings take marshmallow's path (it reads obj[key] first).
-    assert schema.dump(values) == ma.Schema._serialize(schema, values)

@@ -11,7 +11,7 @@ from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, R
 from servicedesk.sla.schemas import SLA_FIELD_DOC
 from servicedesk.sla.service import sla_summary
 from servicedesk.tickets.models import CHANNELS, LEVELS
-from servicedesk.tickets.schemas import FastDumpSchema, Id, Stripped, Version
+from servicedesk.tickets.schemas import Id, Stripped, Version
 
 _level = validate.OneOf(LEVELS)
 _name = dict(allow_none=True, validate=validate.Length(max=150))
@@ -81,7 +81,7 @@ def _user_name(attr):
     return fields.Function(lambda t: getattr(t, attr).name if getattr(t, attr) else None)
 
 
-class IncidentSchema(FastDumpSchema):  # lists dump 50 at a time: see FastDumpSchema
+class IncidentSchema(ma.Schema):
     number = fields.String()
     kind = fields.String()
     title = fields.String()
