@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from servicedesk.identity.models import User
+    from servicedesk.sla.models import SlaPolicy
     from servicedesk.tickets.models import AuditEntry, Comment, Ticket
 
 hookspec = pluggy.HookspecMarker("servicedesk")
@@ -71,4 +72,64 @@ def servicedesk_ticket_commented(ticket: Ticket, comment: Comment, actor: User) 
         which must never reach the requester.
     :param actor: the author.
     :return: ignored.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# SLA
+# -------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def servicedesk_sla_policy(ticket: Ticket, policy: SlaPolicy | None) -> dict | None:
+    """Supply or adjust the SLA policy and targets of a ticket.
+
+    Called whenever a ticket's clocks are computed (on every change, and by
+    ``servicedesk sla repair``), inside the transaction, after the built-in match
+    rules chose ``policy``. The first plugin that returns something decides. It must be
+    a pure function of the ticket and its committed relations (same answer every time),
+    because clocks are recomputed from history.
+
+    :param ticket: the ticket (any kind); read ``ticket.requester``, ``ticket.priority``...
+    :param policy: the policy the match rules chose, or ``None``.
+    :return: ``None`` to keep the built-in choice, or a dict with any of ``policy``
+        (an :class:`~servicedesk.sla.models.SlaPolicy`, or ``None`` for no SLA),
+        ``response_minutes`` and ``resolution_minutes`` (business minutes > 0 that
+        replace the policy's targets for this ticket).
+    """
+
+
+@hookspec
+def servicedesk_sla_event(ticket: Ticket, metric: str, event: str, step: dict | None) -> None:
+    """An SLA clock of a ticket reached its warning, was breached, or an escalation step fired.
+
+    Called after the step's effects were committed, once per (ticket, metric, step)
+    however many workers race for it.
+
+    :param ticket: the ticket.
+    :param metric: ``"response"``, ``"resolution"``, or ``"ola:<group id>"`` for an OLA.
+    :param event: ``"warning"``, ``"breach"`` or ``"step"``.
+    :param step: the escalation step (its JSON: ``key``, ``trigger``, ``actions``...).
+    :return: ignored.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# notifications
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def servicedesk_notifiers() -> list:
+    """Notification backends this plugin provides.
+
+    Called once per delivery batch. Each backend is an object with a ``name``
+    (``"email"``, the value of ``notifications.backend`` rows it delivers) and a
+    ``send(message)`` method taking a :class:`servicedesk.notify.service.Message`
+    (``address``, ``subject``, ``body_text``, ``body_html``, ``headers``, ``dedupe_key``,
+    ``ticket_number``). ``send`` returns on success and raises on failure: an exception
+    is retried with exponential back-off, :class:`servicedesk.notify.service.PermanentFailure`
+    is not.
+
+    :return: a list of backends.
     """

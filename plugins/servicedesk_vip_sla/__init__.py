@@ -1,0 +1,1 @@
+"""servicedesk's built-in VIP SLA plugin: VIP requesters get halved targets."""
