@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/pip
 SD     := $(VENV)/bin/servicedesk
 PORT   ?= 5000
 
-.PHONY: run test install install-test services system-packages bench-api messages clean
+.PHONY: run test install install-test services system-packages bench-api bench-sla-sweep bench-sla-lateness bench-ldap bench-cmdb messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,25 @@ test: install-test system-packages services
 bench-api: install-test services
 	$(VENV)/bin/python bench/api_load.py $(BENCH_ARGS)
 
+# SLA escalation (PostgreSQL + Redis on loopback): one sweep over 1,000,000 open
+# tickets with 1 % due, and the lateness of 1,000 instants due within a minute.
+bench-sla-sweep: install-test services
+	$(VENV)/bin/python bench/sla_sweep.py $(BENCH_ARGS)
+
+bench-sla-lateness: install-test services
+	$(VENV)/bin/python bench/sla_lateness.py $(BENCH_ARGS)
+
+# Directory sync against a generated slapd: e.g. make bench-ldap BENCH_ARGS="--db both"
+bench-ldap: install-test system-packages services
+	$(VENV)/bin/python bench/ldap_sync.py $(BENCH_ARGS)
+
+# CMDB on PostgreSQL: impact queries over 100,000 CIs / 300,000 relations, import rows/s.
+bench-cmdb: install-test services
+	$(VENV)/bin/python bench/cmdb_impact.py $(BENCH_ARGS)
+
 # The catalogue translators start from (Persian, Russian, Hebrew come as .po files).
 messages: install
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o servicedesk/translations/messages.pot servicedesk
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o servicedesk/translations/messages.pot servicedesk cmdb
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

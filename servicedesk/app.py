@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
     _init_plugins(app)
+    _init_cmdb(app)
     _register_api(app)
     _register_web(app)
     _register_errors(app)
@@ -52,8 +53,16 @@ def _import_models():
     # Every table must be known to the metadata (Alembic, relationships by name).
     from servicedesk.identity import models as _identity  # noqa: F401
     from servicedesk.incidents import models as _incidents  # noqa: F401
+    from servicedesk.ldap import models as _ldap  # noqa: F401
+    from servicedesk.notify import models as _notify  # noqa: F401
+    # The outbox's session listeners (hand new rows to a worker after commit).
+    from servicedesk.notify import service as _notify_service  # noqa: F401
     from servicedesk.sla import models as _sla  # noqa: F401
     from servicedesk.tickets import models as _tickets  # noqa: F401
+    # CMDB tables, and the tickets' link to them (ticket_cis).
+    from cmdb import models as _cmdb  # noqa: F401
+    from servicedesk import cmdb_links as _cmdb_links  # noqa: F401
+    from servicedesk.kb import models as _kb  # noqa: F401
 
 
 def _init_identity(app: Flask) -> None:
@@ -74,25 +83,48 @@ def _init_plugins(app: Flask) -> None:
     app.extensions["servicedesk"] = {"plugins": pm, "failures": {}}
 
 
+def _init_cmdb(app: Flask) -> None:
+    # The CMDB knows nothing of tickets; the core tells it which are open on its CIs.
+    from servicedesk.cmdb_links import open_tickets_for
+
+    app.extensions["cmdb"] = {"open_tickets": open_tickets_for}
+
+
 def _register_api(app: Flask) -> None:
     from servicedesk.api import Api
     from servicedesk.identity.api import blp as identity_api
     from servicedesk.incidents.api import blp as incidents_api
+    from servicedesk.kb.api import blp as kb_api
+    from servicedesk.ldap.api import blp as ldap_api
+    from servicedesk.notify.api import blp as notify_api
     from servicedesk.sla.api import blp as sla_api
     from servicedesk.tickets.api import blp as tickets_api
 
+    from cmdb.api import blp as cmdb_api
+
     api = Api(app)
-    for blp in (incidents_api, identity_api, tickets_api, sla_api):
+    for blp in (incidents_api, identity_api, tickets_api, sla_api, notify_api, cmdb_api,
+                ldap_api):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens only: no ambient credentials to forge
+    api.register_blueprint(kb_api)
+    csrf.exempt(kb_api)
 
 
 def _register_web(app: Flask) -> None:
     from servicedesk.incidents.views import bp as incident_pages
+    from servicedesk.kb.views import bp as kb_pages
+    from servicedesk.ldap.views import bp as ldap_pages
+    from servicedesk.sla.views import bp as sla_pages
     from servicedesk.web.views import bp as web
+    from cmdb.views import bp as cmdb_pages
 
     app.register_blueprint(web)
+    app.register_blueprint(cmdb_pages)
     app.register_blueprint(incident_pages)
+    app.register_blueprint(kb_pages)
+    app.register_blueprint(sla_pages)
+    app.register_blueprint(ldap_pages)
 
 
 def _register_errors(app: Flask) -> None:

@@ -4,12 +4,22 @@
     servicedesk run [--host H] [--port N]       serve (and, without Redis, run jobs)
     servicedesk demo                            seed demo data (idempotent)
     servicedesk groups create NAME --line {1,2,3}
+    servicedesk groups add-member NAME USERNAME / remove-member NAME USERNAME
     servicedesk users create USERNAME --email E --role R [--group G] [--password P]
     servicedesk users token USERNAME            print a new API token, alone
     servicedesk users deactivate USERNAME       end every session and token at once
     servicedesk categories create NAME [--parent P] [--group G]
     servicedesk jobs run NAME                   run a periodic job now
     servicedesk sla repair                      recompute open tickets' SLA clocks from history
+    servicedesk sla sweep [--batch N]           fire the SLA escalation steps due now
+    servicedesk notify deliver [--limit N]      deliver the notifications due now, once
+    servicedesk notify list [--failed]          list notifications (failed deliveries)
+    servicedesk notify retry ID                 queue a failed notification again
+    servicedesk cmdb import FILE [--dry-run]    import CIs and relations (.json or .csv)
+    servicedesk cmdb sync-classes               write the plugins' CI classes to the table
+    servicedesk ldap config [--file F]           show or save the directory settings
+    servicedesk ldap test                       test the directory connection
+    servicedesk ldap sync [--dry-run] [--full]  sync users and groups from the directory
     servicedesk worker [--burst]                an RQ worker (needs SERVICEDESK_REDIS_URL)
     servicedesk scheduler                       enqueue periodic jobs (needs Redis)
 """
@@ -103,6 +113,32 @@ def groups_create(name, line, description):
 
     group = create_group(None, name, int(line), description)
     click.echo(f"created group {group.name} (L{group.support_line})")
+
+
+@groups.command("add-member")
+@click.argument("name")
+@click.argument("username")
+@with_appcontext
+@service_errors
+def groups_add_member(name, username):
+    """Make USERNAME a member of group NAME (e.g. the VIP group of the vip_sla plugin)."""
+    from servicedesk.identity.service import add_member, require_group, require_user
+
+    add_member(None, require_user(username), require_group(name))
+    click.echo(f"{username} is a member of {name}")
+
+
+@groups.command("remove-member")
+@click.argument("name")
+@click.argument("username")
+@with_appcontext
+@service_errors
+def groups_remove_member(name, username):
+    """Take USERNAME out of group NAME."""
+    from servicedesk.identity.service import remove_member, require_group, require_user
+
+    remove_member(None, require_user(username), require_group(name))
+    click.echo(f"{username} is not a member of {name}")
 
 
 @main.group("users")
@@ -220,6 +256,187 @@ def sla_repair(batch):
 
     changed, checked = repair_clocks(batch=batch)
     click.echo(f"sla repair: {changed} of {checked} open tickets changed")
+
+
+@sla.command("sweep")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000),
+              help="Clocks read per indexed query.")
+@click.option("--time-limit", default=300.0, show_default=True,
+              type=click.FloatRange(1, 86_400), help="Stop after this many seconds.")
+@with_appcontext
+def sla_sweep(batch, time_limit):
+    """Fire every SLA escalation step that is due now, once (idempotent).
+
+    What the periodic sweep does every minute; run it by hand after Redis lost its
+    scheduled jobs, or to catch up at once.
+    """
+    from servicedesk.sla.escalation import run_sweep
+
+    fired, complete = run_sweep(batch=batch, time_limit=time_limit)
+    click.echo(f"sla sweep: {fired} fired" + ("" if complete else
+                                             " (time limit reached: run it again)"))
+
+
+@main.group("notify")
+def notify():
+    """The notification outbox."""
+
+
+@notify.command("deliver")
+@click.option("--limit", default=None, type=click.IntRange(1, 100_000),
+              help="At most this many notifications (default SERVICEDESK_NOTIFY_BATCH).")
+@with_appcontext
+def notify_deliver(limit):
+    """Deliver the notifications that are due now, once, in this process."""
+    from servicedesk.notify.delivery import deliver_due
+
+    counts = deliver_due(limit=limit, seconds=3600)
+    click.echo("notify deliver: {sent} sent, {retry} to retry, {failed} failed".format(**counts))
+
+
+@notify.command("list")
+@click.option("--failed", is_flag=True, help="Only failed deliveries.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@with_appcontext
+@service_errors
+def notify_list(failed, limit):
+    """List notifications, newest first: id, status, attempts, address, subject, error."""
+    from servicedesk.notify.service import list_notifications
+
+    for n in list_notifications(None, "failed" if failed else None, limit=limit):
+        error = f"  [{n.last_error}]" if n.last_error else ""
+        click.echo(f"{n.id}\t{n.status}\t{n.attempts}\t{n.address}\t{n.subject}{error}")
+
+
+@notify.command("retry")
+@click.argument("notification_id", type=click.IntRange(1, 2**31 - 1))
+@with_appcontext
+@service_errors
+def notify_retry(notification_id):
+    """Queue a failed notification again (fresh attempts)."""
+    from servicedesk.notify.service import retry_notification
+
+    retry_notification(None, notification_id)
+    click.echo(f"notification {notification_id} queued again")
+
+
+@main.group("cmdb")
+def cmdb():
+    """The configuration management database."""
+
+
+@cmdb.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default=None,
+              help="Default: from the file name's extension.")
+@with_appcontext
+def cmdb_import(file, dry_run, fmt):
+    """Import CIs and relations from FILE (JSON or CSV), idempotent by external key.
+
+    All rows or none: if any row has an error, each is listed (row and field) and
+    nothing is written (exit 1). See docs/operations.md for the formats.
+    """
+    from cmdb.importer import import_file, report_lines
+    from servicedesk.errors import ValidationError
+
+    try:
+        report = import_file(file, dry_run=dry_run, fmt=fmt)
+    except ValidationError as exc:
+        click.echo(exc.message, err=True)
+        for name, reasons in exc.fields.items():
+            click.echo(f"  {name}: {' '.join(reasons)}", err=True)
+        raise SystemExit(1) from None
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    for line in report_lines(report):
+        click.echo(line)
+
+
+@cmdb.command("sync-classes")
+@with_appcontext
+@service_errors
+def cmdb_sync_classes():
+    """Write the CI classes that plugins define (servicedesk_ci_classes) to the table."""
+    from cmdb.classes import sync_plugin_classes_now
+
+    created, updated = sync_plugin_classes_now(None)
+    click.echo(f"cmdb sync-classes: {created} created, {updated} updated")
+
+
+@main.group("ldap")
+def ldap():
+    """The directory (LDAP / Active Directory): settings, connection test, sync."""
+
+
+@ldap.command("config")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A JSON object of settings to save (the API's PUT body; the version "
+                   "is taken care of). Without it: print the settings.")
+@with_appcontext
+@service_errors
+def ldap_config(path):
+    """Print the directory settings (never the bind password), or save them from a file."""
+    import json
+
+    from servicedesk.ldap.schemas import LdapConfigSchema, LdapConfigUpdateSchema
+    from servicedesk.ldap.service import get_config, update_config
+
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = LdapConfigUpdateSchema().load(json.load(handle))
+        except ValueError as exc:  # bad JSON, or marshmallow's ValidationError
+            raise click.ClickException(f"{path}: {getattr(exc, 'messages', exc)}") from None
+        data["version"] = get_config(None).version or None
+        update_config(None, data)
+        click.echo("directory settings saved")
+    click.echo(json.dumps(LdapConfigSchema().dump(get_config(None)), indent=2,
+                          ensure_ascii=False, default=str))
+
+
+@ldap.command("test")
+@with_appcontext
+@service_errors
+def ldap_test():
+    """Connect, bind and look at the user and group bases (exit 1 if anything fails)."""
+    from servicedesk.ldap.service import test_connection
+
+    result = test_connection(None)
+    for step in result["steps"]:
+        click.echo(f"{'ok  ' if step['ok'] else 'FAIL'} {step['step']}: {step['detail']}")
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}")
+    if not result["ok"]:
+        raise click.ClickException("the directory test failed")
+
+
+@ldap.command("sync")
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--full", is_flag=True, help="Read every user even where incremental would do.")
+@click.option("--allow-mass-deactivation", is_flag=True,
+              help="Run even if it deactivates more users than the configured share.")
+@with_appcontext
+@service_errors
+def ldap_sync(dry_run, full, allow_mass_deactivation):
+    """Sync users and groups from the directory now, here (exit 1 unless ok or skipped)."""
+    from servicedesk.ldap.service import report_items, start_sync
+
+    report = start_sync(None, "cli", dry_run=dry_run, full=full,
+                        allow_mass_deactivation=allow_mass_deactivation, run_here=True)
+    click.echo(f"ldap sync #{report.id}: {report.status}" + (" (dry run)" if dry_run else "")
+               + (f", {report.mode}" if report.mode else "")
+               + (f" from {report.server}" if report.server else ""))
+    click.echo(f"  created {report.created}, updated {report.updated}, deactivated "
+               f"{report.deactivated}, reactivated {report.reactivated}, unchanged "
+               f"{report.unchanged}, errors {report.errors}")
+    if report.message:
+        click.echo(f"  {report.message}")
+    items, _more = report_items(None, report, "error", limit=20)
+    for item in items:
+        click.echo(f"  error: {item.dn or '-'}: {item.detail}")
+    if report.status not in ("ok", "skipped"):
+        raise click.ClickException(f"the sync {report.status}")
 
 
 @main.command("worker")

@@ -75,10 +75,38 @@ def load_config(instance_path: str) -> dict:
         "SERVICEDESK_REOPEN_WINDOW_DAYS": _int("SERVICEDESK_REOPEN_WINDOW_DAYS", 7),
         "SERVICEDESK_AUTOCLOSE_DAYS": _int("SERVICEDESK_AUTOCLOSE_DAYS", 5),
         "SERVICEDESK_DEFAULT_GROUP": os.environ.get("SERVICEDESK_DEFAULT_GROUP") or None,
+        # Members of this group get halved SLA targets (built-in plugin vip_sla).
+        "SERVICEDESK_VIP_GROUP": os.environ.get("SERVICEDESK_VIP_GROUP", "VIP"),
         # Login throttling: failures per username and per client address in a window.
         "SERVICEDESK_LOGIN_WINDOW_SECONDS": _int("SERVICEDESK_LOGIN_WINDOW_SECONDS", 900),
         "SERVICEDESK_LOGIN_MAX_PER_USER": _int("SERVICEDESK_LOGIN_MAX_PER_USER", 5),
         "SERVICEDESK_LOGIN_MAX_PER_ADDRESS": _int("SERVICEDESK_LOGIN_MAX_PER_ADDRESS", 30),
+        # --- notifications (servicedesk/notify) and the e-mail plugin's SMTP -----------
+        # Defaults: a mail server on this machine (port 25, no TLS, no auth): the usual
+        # local relay. For a remote relay set HOST, SECURITY=starttls (port 587) or ssl
+        # (465) and USERNAME/PASSWORD; credentials are never sent unencrypted to a
+        # host that is not loopback. PORT 0 means the security mode's standard port.
+        "SERVICEDESK_SMTP_HOST": os.environ.get("SERVICEDESK_SMTP_HOST") or "127.0.0.1",
+        "SERVICEDESK_SMTP_PORT": _int("SERVICEDESK_SMTP_PORT", 0),
+        "SERVICEDESK_SMTP_USERNAME": os.environ.get("SERVICEDESK_SMTP_USERNAME") or "",
+        "SERVICEDESK_SMTP_PASSWORD": os.environ.get("SERVICEDESK_SMTP_PASSWORD") or "",
+        "SERVICEDESK_SMTP_SECURITY": (os.environ.get("SERVICEDESK_SMTP_SECURITY")
+                                      or "none").strip().lower(),
+        "SERVICEDESK_SMTP_FROM": os.environ.get("SERVICEDESK_SMTP_FROM")
+        or "servicedesk@localhost",
+        "SERVICEDESK_SMTP_TIMEOUT": _int("SERVICEDESK_SMTP_TIMEOUT", 30),
+        # A CA bundle to verify the server's certificate with (an internal CA); the
+        # system's trust store when unset. Certificates are always verified.
+        "SERVICEDESK_SMTP_CA_FILE": os.environ.get("SERVICEDESK_SMTP_CA_FILE") or None,
+        # Right-hand side of our Message-IDs (default: the From address's domain).
+        "SERVICEDESK_MAIL_DOMAIN": os.environ.get("SERVICEDESK_MAIL_DOMAIN") or None,
+        # Delivery: attempts before a notification is "failed", back-off cap (minutes),
+        # how long a worker's claim on a row lasts (seconds), rows per deliver_due run.
+        "SERVICEDESK_NOTIFY_MAX_ATTEMPTS": _int("SERVICEDESK_NOTIFY_MAX_ATTEMPTS", 10),
+        "SERVICEDESK_NOTIFY_MAX_BACKOFF_MINUTES": _int(
+            "SERVICEDESK_NOTIFY_MAX_BACKOFF_MINUTES", 60),
+        "SERVICEDESK_NOTIFY_LEASE_SECONDS": _int("SERVICEDESK_NOTIFY_LEASE_SECONDS", 300),
+        "SERVICEDESK_NOTIFY_BATCH": _int("SERVICEDESK_NOTIFY_BATCH", 200),
         # In-process periodic jobs (embedded default only), in seconds.
         "SERVICEDESK_JOB_INTERVAL": _int("SERVICEDESK_JOB_INTERVAL", 60),
         "SERVICEDESK_MIGRATIONS_DIR": os.environ.get("SERVICEDESK_MIGRATIONS_DIR")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import func, select
 
+from servicedesk import cmdb_links
 from servicedesk.extensions import db
 from servicedesk.identity import service as identity
 from servicedesk.incidents.models import Incident
@@ -50,6 +52,29 @@ POLICIES = [
     ("P1 critical", "24x7", {"priorities": [1]}, 30, 4 * 60),
     ("Standard", "Business hours", {}, 3 * 60, 8 * 60),
 ]
+# Escalation steps (format: servicedesk.sla.escalation). Standard: respond within 3
+# business hours or the assignee is told; resolve within 8 or the support manager (the
+# group's manager) is told and the ticket turns red (level 3). Held to the recipient's
+# working hours, except for P1, which cannot wait.
+STEPS = {
+    "P1 critical": [
+        {"key": "response-breach", "metric": "response", "trigger": "breach",
+         "actions": ["notify_assignee", "notify_group_manager"], "working_hours": False},
+        {"key": "resolution-warning", "metric": "resolution", "trigger": "warning",
+         "actions": ["notify_assignee", "raise_level"], "level": 2, "working_hours": False},
+        {"key": "resolution-breach", "metric": "resolution", "trigger": "breach",
+         "actions": ["notify_group_manager", "raise_level"], "level": 3,
+         "working_hours": False},
+    ],
+    "Standard": [
+        {"key": "response-breach", "metric": "response", "trigger": "breach",
+         "actions": ["notify_assignee"]},
+        {"key": "resolution-warning", "metric": "resolution", "trigger": "warning",
+         "actions": ["notify_assignee", "raise_level"], "level": 1},
+        {"key": "resolution-breach", "metric": "resolution", "trigger": "breach",
+         "actions": ["notify_group_manager", "raise_level"], "level": 3},
+    ],
+}
 INCIDENTS = [
     ("employee", "VPN drops every few minutes", "high", "medium", "Network", "VPN"),
     ("employee", "Printer on floor 3 prints blank pages", "low", "low", "Hardware", "Printer"),
@@ -72,6 +97,7 @@ def seed_demo() -> list[tuple[str, str]]:
             group.manager = manager
     db.session.commit()
     seed_sla()
+    vip_users = seed_vip()
     for (parent_name, group), children in CATEGORIES.items():
         parent = _category(parent_name, None) or create_category(None, parent_name, None, group)
         for child in children:
@@ -89,7 +115,16 @@ def seed_demo() -> list[tuple[str, str]]:
         transition_incident(identity.get_user("agent"), first.number,
                             {"to": "assigned", "assignee": "agent"})
     repair_clocks()  # incidents seeded before the SLA policies existed get their clocks
-    return [(u[0], u[1]) for u in USERS]
+    seed_kb()
+    cmdb_links.seed_demo()  # CI classes, a small estate, the mailbox incident on its CI
+    return [(u[0], u[1]) for u in USERS] + vip_users
+
+
+def seed_kb() -> None:
+    """Published knowledge-base articles in en/fa/ru/he (servicedesk.kb.demo)."""
+    from servicedesk.kb.demo import seed_kb_articles
+
+    seed_kb_articles(identity.get_user("agent"), identity.get_user("manager"))
 
 
 def seed_sla() -> None:
@@ -104,8 +139,26 @@ def seed_sla() -> None:
             sla_admin.create_policy(None, {
                 "name": name, "position": position * 10, "calendar_id": calendars[calendar].id,
                 "response_minutes": respond, "resolution_minutes": resolve,
-                "warning_percent": 75, **rules,
+                "warning_percent": 75, "steps": STEPS.get(name, []), **rules,
             })
+
+
+# The built-in plugin vip_sla halves the SLA targets of this group's members.
+VIP_DESCRIPTION = "Requesters whose SLA targets are halved (plugin vip_sla); not a support team."
+VIP_USERS = [("vip", "requester", "Vera VIP")]
+
+
+def seed_vip() -> list[tuple[str, str]]:
+    """The VIP group (SERVICEDESK_VIP_GROUP) with one demo requester; (username, role)s."""
+    name = current_app.config.get("SERVICEDESK_VIP_GROUP") or "VIP"
+    group = identity.get_group(name) or identity.create_group(None, name, 1, VIP_DESCRIPTION)
+    for username, role, display_name in VIP_USERS:
+        user = identity.get_user(username)
+        if user is None:
+            identity.create_user(None, username, f"{username}@example.com", role,
+                                 groups=[group.name], password=DEMO_PASSWORD,
+                                 display_name=display_name)
+    return [(username, role) for username, role, _name in VIP_USERS]
 
 
 def _category(name: str, parent_id: int | None) -> Category | None:

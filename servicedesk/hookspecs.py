@@ -86,9 +86,11 @@ def servicedesk_sla_policy(ticket: Ticket, policy: SlaPolicy | None) -> dict | N
 
     Called whenever a ticket's clocks are computed (on every change, and by
     ``servicedesk sla repair``), inside the transaction, after the built-in match
-    rules chose ``policy``. The first plugin that returns something decides. It must be
-    a pure function of the ticket and its committed relations (same answer every time),
-    because clocks are recomputed from history.
+    rules chose ``policy``. The first plugin that returns something decides; one that
+    raises or returns an invalid answer is logged and skipped, and the next is asked
+    (``servicedesk.plugins.call_first_hook``). It must be a pure function of the ticket
+    and its committed relations (same answer every time), because clocks are
+    recomputed from history. Read little and write nothing: it runs on every change.
 
     :param ticket: the ticket (any kind); read ``ticket.requester``, ``ticket.priority``...
     :param policy: the policy the match rules chose, or ``None``.
@@ -107,7 +109,8 @@ def servicedesk_sla_event(ticket: Ticket, metric: str, event: str, step: dict | 
     however many workers race for it.
 
     :param ticket: the ticket.
-    :param metric: ``"response"``, ``"resolution"``, or ``"ola:<group id>"`` for an OLA.
+    :param metric: ``"response"``, ``"resolution"``, or ``"ola:<group id>"`` for an OLA
+        (``"ola:<group id>:response"`` for its response target).
     :param event: ``"warning"``, ``"breach"`` or ``"step"``.
     :param step: the escalation step (its JSON: ``key``, ``trigger``, ``actions``...).
     :return: ignored.
@@ -129,7 +132,34 @@ def servicedesk_notifiers() -> list:
     (``address``, ``subject``, ``body_text``, ``body_html``, ``headers``, ``dedupe_key``,
     ``ticket_number``). ``send`` returns on success and raises on failure: an exception
     is retried with exponential back-off, :class:`servicedesk.notify.service.PermanentFailure`
-    is not.
+    is not. A backend may also have ``address_for(user)``, returning the user's address
+    for it or ``None``; rows for backends other than ``"email"`` take their address
+    from it.
 
     :return: a list of backends.
+    """
+
+
+# -------------------------------------------------------------------------------------
+# CMDB
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def servicedesk_ci_classes() -> list[dict]:
+    """CI classes this plugin defines for the CMDB.
+
+    Called before every CMDB change, by ``servicedesk cmdb sync-classes`` and by
+    ``POST /api/v1/cmdb/classes/sync``; the classes are written to the table by key
+    (created, or updated to match), so CIs can use them. Admins cannot edit them. A
+    definition that is invalid, or whose key an admin's class already uses, is logged
+    and ignored. Must be cheap and return the same every time.
+
+    :return: a list of class definitions, each a dict with ``key`` (``a-z0-9_``),
+        ``name``, optionally ``parent`` (a class key: its attributes are inherited),
+        ``description``, ``service_type`` (``"business"``, ``"technical"`` or ``None``)
+        and ``attributes``: a list of ``{"name", "type", "label", "required", "help"}``
+        where ``type`` is one of ``string``, ``integer``, ``decimal``, ``boolean``,
+        ``date``, ``enum`` (with ``choices``), ``reference`` (with an optional
+        ``ci_class``) or ``ip_address``.
     """

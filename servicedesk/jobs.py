@@ -23,7 +23,16 @@ QUEUE_NAME = "servicedesk"
 # name -> (dotted path of the job function, interval in seconds)
 PERIODIC_JOBS = {
     "auto-close-resolved": ("servicedesk.incidents.jobs.auto_close_resolved", 3600),
+    # The outbox's safety net: retries, and rows whose delivery job was lost.
+    "deliver-notifications": ("servicedesk.notify.jobs.deliver_due", 60),
+    # SLA escalation's reconciliation sweep: fires what a lost job did not.
+    "sla-sweep": ("servicedesk.sla.jobs.sweep", 60),
+    # Starts a directory sync when the configured interval (admin settings) has passed.
+    "ldap-sync": ("servicedesk.ldap.jobs.scheduled_sync", 60),
 }
+# In-process (no Redis), a sweep is the only thing that fires SLA steps (there is no
+# enqueue_at): run it more often. The timer ticks at least this often too.
+IN_PROCESS_INTERVALS = {"sla-sweep": 15}
 
 
 def redis_connection(app: Flask | None = None) -> Redis | None:
@@ -87,14 +96,27 @@ class InProcessJobs(threading.Thread):
     def __init__(self, app: Flask, tick: float | None = None):
         super().__init__(name="servicedesk-jobs", daemon=True)
         self.app = app
-        self.tick = tick or app.config["SERVICEDESK_JOB_INTERVAL"]
+        self.tick = tick or min(app.config["SERVICEDESK_JOB_INTERVAL"],
+                                *IN_PROCESS_INTERVALS.values())
         self.stop_event = threading.Event()
+        self.wake_event = threading.Event()
         self.last_run: dict[str, float] = {}
+
+    def wake(self, name: str) -> None:
+        """Run periodic job ``name`` on this thread now rather than at its next interval
+        (the outbox calls it after a commit that queued notifications)."""
+        self.last_run[name] = 0.0
+        self.wake_event.set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake_event.set()
 
     def run_due(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
         ran = []
         for name, (path, interval) in PERIODIC_JOBS.items():
+            interval = IN_PROCESS_INTERVALS.get(name, interval)
             if now - self.last_run.get(name, 0) < interval:
                 continue
             self.last_run[name] = now
@@ -104,9 +126,25 @@ class InProcessJobs(threading.Thread):
                     ran.append(name)
                 except Exception:
                     log.exception("periodic job %s failed", name)
+        self.run_deferred()
         return ran
 
+    def run_deferred(self) -> None:
+        """One-off jobs asked for without Redis (``app.extensions["servicedesk"]
+        ["deferred_jobs"]``: job id -> (path, args), e.g. the SLA repair after an edit):
+        each id runs once, however often it was asked for since the last tick."""
+        deferred = self.app.extensions["servicedesk"].setdefault("deferred_jobs", {})
+        for job_id in list(deferred):
+            path, args = deferred.pop(job_id)
+            with self.app.app_context():
+                try:
+                    resolve(path)(*args)
+                except Exception:
+                    log.exception("job %s failed", job_id)
+
     def run(self):
+        self.app.extensions["servicedesk"]["in_process_jobs"] = self
         while not self.stop_event.is_set():
             self.run_due()
-            self.stop_event.wait(self.tick)
+            self.wake_event.wait(self.tick)
+            self.wake_event.clear()

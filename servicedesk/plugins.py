@@ -7,6 +7,7 @@ scanning folders; servicedesk's built-in plugins in ``plugins/`` use the same ro
 from __future__ import annotations
 
 import logging
+import reprlib
 
 import pluggy
 from flask import current_app
@@ -54,3 +55,37 @@ def call_hook(name: str, **kwargs) -> list:
         if result is not None:
             results.append(result)
     return results
+
+
+def _count_failure(plugin_name: str) -> None:
+    failures = current_app.extensions[PROJECT]["failures"]
+    failures[plugin_name] = failures.get(plugin_name, 0) + 1
+
+
+def call_first_hook(name: str, accept, **kwargs) -> tuple[object, str | None]:
+    """A ``firstresult`` hook, isolated: ``(result, plugin name)`` of the first valid answer.
+
+    Implementations run in pluggy's order. One that raises, or whose answer
+    ``accept(result)`` refuses (it returns a reason, or None when the answer is
+    valid), is logged, counted and skipped, so the next one still gets its say: a
+    broken plugin can never break the change that called the hook. ``None`` answers
+    pass the turn, as in pluggy. ``(None, None)`` when no implementation answered.
+    """
+    caller = getattr(plugin_manager().hook, name)
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except Exception:
+            log.exception("plugin %r failed in %s", impl.plugin_name, name)
+            _count_failure(impl.plugin_name)
+            continue
+        if result is None:
+            continue
+        reason = accept(result)
+        if reason is not None:
+            log.error("plugin %r returned an invalid answer from %s (%s): %s",
+                      impl.plugin_name, name, reason, reprlib.repr(result))
+            _count_failure(impl.plugin_name)
+            continue
+        return result, impl.plugin_name
+    return None, None

@@ -386,7 +386,8 @@ def test_repair_removes_clocks_a_ticket_should_not_have_and_adds_missing_ones(wo
     assert repair_clocks() == (1, 1)
     db.session.expire_all()
     body = _incident(agent, number)
-    assert body["sla"] == {"policy": None, "response": None, "resolution": None}
+    assert body["sla"] == {"policy": None, "targets": None, "response": None,
+                           "resolution": None}
     assert db.session.scalar(select(SlaClock.id).where(SlaClock.ticket_id == ticket_id)) is None
     audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "sla_policy")
                                .order_by(AuditEntry.id)).all()

@@ -260,7 +260,8 @@ def test_the_first_active_policy_by_position_matching_kind_priority_and_category
 
 def test_without_policies_incidents_have_no_sla(world, desk):
     body = world.incident(desk.employee)
-    assert body["sla"] == {"policy": None, "response": None, "resolution": None}
+    assert body["sla"] == {"policy": None, "targets": None, "response": None,
+                           "resolution": None}
     assert body["escalation_level"] == 0
 
 

@@ -41,10 +41,19 @@ class User(UserMixin, db.Model):
     # epoch it was issued under, and one from an older epoch no longer loads the user.
     session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The person's working hours (an SLA calendar): escalation notifications to them
+    # wait for these hours unless the step says otherwise; NULL: the policy's calendar.
+    calendar_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sla_calendars.id", ondelete="SET NULL"))
+    # The person's line manager (set by the LDAP sync from the directory's manager DN),
+    # so escalations can reach them; NULL: none known.
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
 
     groups: Mapped[list[Group]] = relationship(
         secondary=group_members, back_populates="members", order_by="Group.name"
     )
+    manager: Mapped[User | None] = relationship(remote_side=[id], foreign_keys=[manager_id])
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

@@ -118,6 +118,20 @@ def add_member(actor: User | None, user: User, group: Group) -> None:
     db.session.commit()
 
 
+def remove_member(actor: User | None, user: User, group: Group) -> None:
+    _require_admin(actor)
+    if group in user.groups:
+        user.groups.remove(group)
+    db.session.commit()
+
+
+def require_group(name: str) -> Group:
+    group = get_group(name)
+    if group is None:
+        raise NotFound(_("No group %(name)s.", name=repr(name)))
+    return group
+
+
 def set_password(actor: User | None, user: User, password: str) -> None:
     if actor is not None and actor.id != user.id:
         _require_admin(actor)

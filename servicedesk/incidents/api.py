@@ -6,19 +6,23 @@ from flask import current_app
 from flask.views import MethodView
 from marshmallow import RAISE
 
+from servicedesk import cmdb_links
 from servicedesk.api import actor, api_blueprint
 from servicedesk.incidents import service
 from servicedesk.incidents.listing import list_incident_items
 from servicedesk.incidents.schemas import (
     EscalateSchema,
     IncidentCreateSchema,
+    IncidentImpactSchema,
     IncidentPageSchema,
     IncidentQuerySchema,
     IncidentSchema,
     IncidentUpdateSchema,
+    IncidentWithImpactSchema,
     TransitionSchema,
 )
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
+from servicedesk.sla.ola import ola_summary
 from servicedesk.tickets import service as core
 from servicedesk.tickets.schemas import AuditEntrySchema, CommentCreateSchema, CommentSchema
 
@@ -27,6 +31,7 @@ blp = api_blueprint("api_incidents", __name__, "Incidents: report, work and reso
 
 def _present(incident):
     incident.allowed_transitions = INCIDENT_WORKFLOW.allowed(incident.status, actor().role)
+    incident.ola = ola_summary(actor(), incident)
     return incident
 
 
@@ -46,7 +51,7 @@ class Incidents(MethodView):
         return current_app.json.response({"items": items, "next_cursor": next_cursor})
 
     @blp.arguments(IncidentCreateSchema)
-    @blp.response(201, IncidentSchema)
+    @blp.response(201, IncidentWithImpactSchema)
     def post(self, data):
         """Raise an incident (requesters for themselves; staff also for others)."""
         return _present(service.create_incident(actor(), data, channel="api"))
@@ -60,10 +65,19 @@ class IncidentDetail(MethodView):
         return _present(service.get_incident(actor(), number))
 
     @blp.arguments(IncidentUpdateSchema)
-    @blp.response(200, IncidentSchema)
+    @blp.response(200, IncidentWithImpactSchema)
     def patch(self, data, number):
         """Change fields; ``version`` must be the one you read, else 409."""
         return _present(service.update_incident(actor(), number, data))
+
+
+@blp.route("/incidents/<string:number>/impact")
+@blp.response(200, IncidentImpactSchema)
+def impact(number):
+    """Its affected CIs and the services (business first) that need them."""
+    incident = service.get_incident(actor(), number)
+    return {"affected_cis": cmdb_links.affected_cis(incident),
+            "impacted_services": cmdb_links.impacted_services(incident)}
 
 
 @blp.route("/incidents/<string:number>/transition", methods=["POST"])

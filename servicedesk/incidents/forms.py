@@ -109,6 +109,7 @@ ACTION_LABELS = {
     "escalated": N_("Escalated"),
     "requester_replied": N_("Requester replied"),
     "sla_policy": N_("SLA policy"),
+    "sla_targets": N_("SLA targets"),
 }
 FIELD_LABELS = {
     "title": N_("Title"),
@@ -136,9 +137,11 @@ FIELD_LABELS = {
     "public": N_("Visibility"),
     "note": N_("Note"),
     "version": N_("Version"),
+    "affected_cis": N_("Affected CIs"),
     "cursor": N_("Page"),
     "sort": N_("Sort"),
     "sla_policy": N_("SLA policy"),
+    "sla_targets": N_("SLA targets"),
     "_schema": N_("Form"),
 }
 

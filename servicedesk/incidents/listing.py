@@ -21,13 +21,15 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import aliased
 
 from servicedesk import types
+from servicedesk.cmdb_links import affected_cis_column, decode_column
 from servicedesk.extensions import db
-from servicedesk.identity.models import Group, User
+from servicedesk.identity.models import STAFF_ROLES, Group, User
 from servicedesk.incidents.models import Incident
 from servicedesk.incidents.service import _encode_cursor, list_criteria
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
 from servicedesk.sla.models import SlaCalendar, SlaClock, SlaPolicy
-from servicedesk.sla.service import calendar_for, clock_summary, iso
+from servicedesk.sla.ola import decode_ola_column, ola_clocks_column
+from servicedesk.sla.service import calendar_for, clock_summary, iso, targets_summary
 from servicedesk.tickets.models import SLA_NEVER, Category, Ticket
 
 _Requester, _Assignee = aliased(User), aliased(User)
@@ -41,7 +43,7 @@ _TICKET = (
     "ci_id", "support_line", "channel", "pending_reason", "resolution_code",
     "resolution_notes", "reopen_count", "escalation_count", "escalation_level",
     "created_at", "updated_at", "first_response_at", "resolved_at", "closed_at",
-    "version", "sla_policy_id", "sla_due_at",
+    "version", "sla_policy_id", "sla_due_at", "sla_adjusted_by",
 )
 # What sla_summary reads of a clock (elapsed_percent and clock_breached included).
 _CLOCK = ("id", "target_seconds", "started_at", "paused_seconds", "paused_since",
@@ -61,11 +63,17 @@ _COLUMNS = (
     cast(SlaCalendar.week, Text), cast(SlaCalendar.holidays, Text),
     *(getattr(_Response, name) for name in _CLOCK),
     *(getattr(_Resolution, name) for name in _CLOCK),
+    # The affected CIs as one JSON array (a correlated subquery: still one statement).
+    affected_cis_column(Ticket.id),
+    # The OLA clocks, likewise one JSON array (servicedesk.sla.ola).
+    ola_clocks_column(Ticket.id),
 )
 _N = len(_TICKET)
 _CLOCK_N = len(_CLOCK)
 _RESPONSE_AT = _N + 13
 _RESOLUTION_AT = _RESPONSE_AT + _CLOCK_N
+_AFFECTED_AT = _RESOLUTION_AT + _CLOCK_N
+_OLA_AT = _AFFECTED_AT + 1
 
 
 def _build_statement():
@@ -115,7 +123,7 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
     (req_user, req_display, asg_user, asg_display, group, category, subcategory,
      policy, cal_id, cal_version, cal_tz, cal_week, cal_holidays) = row[_N:_RESPONSE_AT]
     if t["sla_policy_id"] is None:
-        sla = {"policy": None, "response": None, "resolution": None}
+        sla = {"policy": None, "targets": None, "response": None, "resolution": None}
     else:
         calendar = None
         if policy is not None and cal_id is not None:
@@ -124,13 +132,14 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
             if calendar is None:
                 calendar = calendars[key] = _calendar(key)
         response = row[_RESPONSE_AT:_RESOLUTION_AT]
-        resolution = row[_RESOLUTION_AT:]
+        resolution = row[_RESOLUTION_AT:_AFFECTED_AT]
+        response = Clock(*response) if response[0] is not None else None
+        resolution = Clock(*resolution) if resolution[0] is not None else None
         sla = {
             "policy": policy,
-            "response": clock_summary(Clock(*response) if response[0] is not None else None,
-                               calendar, now),
-            "resolution": clock_summary(Clock(*resolution) if resolution[0] is not None else None,
-                                 calendar, now),
+            "targets": targets_summary(response, resolution, t["sla_adjusted_by"]),
+            "response": clock_summary(response, calendar, now),
+            "resolution": clock_summary(resolution, calendar, now),
         }
     status = t["status"]
     allowed = transitions.get(status)
@@ -146,6 +155,7 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
         "category_id": t["category_id"], "category": category,
         "subcategory_id": t["subcategory_id"], "subcategory": subcategory,
         "service_id": t["service_id"], "ci_id": t["ci_id"],
+        "affected_cis": decode_column(row[_AFFECTED_AT]),
         "requester": req_user,
         "requester_name": (req_display or req_user) if req_user is not None else None,
         "assignee": asg_user,
@@ -157,6 +167,7 @@ def _item(row, now, role: str, transitions: dict, calendars: dict) -> dict:
         "escalation_count": t["escalation_count"],
         "escalation_level": t["escalation_level"],
         "sla": sla,
+        "ola": decode_ola_column(row[_OLA_AT], staff=role in STAFF_ROLES, now=now),
         "created_at": iso(created), "updated_at": iso(t["updated_at"]),
         "first_response_at": iso(t["first_response_at"]),
         "resolved_at": iso(resolved), "closed_at": iso(closed),

@@ -6,9 +6,11 @@ import marshmallow as ma
 from marshmallow import fields, validate
 from webargs.fields import DelimitedList
 
+from cmdb.schemas import CIRef
+from servicedesk import cmdb_links
 from servicedesk.incidents.service import SORTS
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
-from servicedesk.sla.schemas import SLA_FIELD_DOC
+from servicedesk.sla.schemas import OLA_FIELD_DOC, SLA_FIELD_DOC
 from servicedesk.sla.service import sla_summary
 from servicedesk.tickets.models import CHANNELS, LEVELS
 from servicedesk.tickets.schemas import Id, Stripped, Version
@@ -26,6 +28,8 @@ class IncidentCreateSchema(ma.Schema):
     subcategory_id = Id(allow_none=True)
     service_id = Id(allow_none=True)
     ci_id = Id(allow_none=True)
+    affected_cis = fields.List(CIRef(), allow_none=True, validate=validate.Length(max=50),
+                               metadata={"description": "CI ids or external keys (IT staff)"})
     requester = fields.String(validate=validate.Length(min=1, max=150))
     group = fields.String(**_name)
     assignee = fields.String(**_name)
@@ -98,6 +102,8 @@ class IncidentSchema(ma.Schema):
     subcategory = fields.Function(lambda t: t.subcategory.name if t.subcategory else None)
     service_id = fields.Integer(allow_none=True)
     ci_id = fields.Integer(allow_none=True)
+    affected_cis = fields.Function(cmdb_links.affected_cis, metadata={
+        "description": "The configuration items it affects: id, name, class, external_key"})
     requester = _user("requester")
     requester_name = _user_name("requester")
     assignee = _user("assignee")
@@ -113,6 +119,8 @@ class IncidentSchema(ma.Schema):
     escalation_level = fields.Integer(
         metadata={"description": "Raised by SLA escalation steps; shown as a colour."})
     sla = fields.Function(sla_summary, metadata=SLA_FIELD_DOC)
+    # Set by the API from the caller's role (incidents.api._present, incidents.listing).
+    ola = fields.Function(lambda t: getattr(t, "ola", []), metadata=OLA_FIELD_DOC)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     first_response_at = fields.DateTime(allow_none=True)
@@ -127,6 +135,20 @@ class IncidentSchema(ma.Schema):
         lambda t: getattr(t, "allowed_transitions", []),
         metadata={"description": "Statuses the caller may move it to now."},
     )
+
+
+class IncidentWithImpactSchema(IncidentSchema):
+    """What creating or changing an incident answers: the incident, and the services its
+    affected CIs impact (GET /incidents/<number>/impact reads them later)."""
+
+    impacted_services = fields.Function(cmdb_links.impacted_services, metadata={
+        "description": "Services (business first) that need its affected CIs: id, name, "
+                       "class, service_type, depth"})
+
+
+class IncidentImpactSchema(ma.Schema):
+    affected_cis = fields.List(fields.Dict())
+    impacted_services = fields.List(fields.Dict())
 
 
 class IncidentPageSchema(ma.Schema):

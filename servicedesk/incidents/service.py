@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.orm import joinedload
 
+from servicedesk import cmdb_links
 from servicedesk.errors import Conflict, Forbidden, ValidationError
 from servicedesk.extensions import db, read_only_transaction
 from servicedesk.identity.models import Group, User, group_members
@@ -26,8 +27,9 @@ WORKFLOW = INCIDENT_WORKFLOW
 
 _REPORTED = {"title", "description", "impact", "urgency", "category_id", "subcategory_id",
              "service_id", "ci_id"}
-_STAFF_CREATE = _REPORTED | {"requester", "group", "assignee", "channel", "major"}
-_STAFF_UPDATE = _REPORTED | {"group", "assignee", "major"}
+_STAFF_CREATE = _REPORTED | {"requester", "group", "assignee", "channel", "major",
+                             "affected_cis"}
+_STAFF_UPDATE = _REPORTED | {"group", "assignee", "major", "affected_cis"}
 
 # What each role may write, per action (ASVS 15.3.3): everything else is refused.
 CREATE_FIELDS = {
@@ -54,6 +56,7 @@ WHY_NOT = {
     "assignee": N_("Only IT staff assign tickets."),
     "requester": N_("Only IT staff raise incidents for someone else."),
     "channel": N_("Set by the channel the incident came in through."),
+    "affected_cis": N_("Only IT staff link configuration items."),
 }
 
 
@@ -363,12 +366,17 @@ def create_incident(actor: User, data: dict, channel: str) -> Incident:
     # extensions.read_only_transaction; bench/api_load.py measures creation).
     with read_only_transaction():
         incident = _new_incident(actor, data, channel)
+        cis = cmdb_links.resolve(data["affected_cis"]) if data.get("affected_cis") else []
     incident.number = core.allocate_number(PREFIX)
     db.session.add(incident)
     db.session.flush()
     core.record(incident, actor, "created", "number", None, incident.number)
     if incident.assignee is not None:
         core.record(incident, actor, "assigned", "assignee", None, incident.assignee)
+    if cis:
+        cmdb_links.set_affected_cis(incident, actor, cis, "created", new=True)
+    else:
+        cmdb_links.mark_none(incident)
     core.commit_and_notify([("servicedesk_ticket_created", {"ticket": incident, "actor": actor})])
     return incident
 
@@ -441,8 +449,12 @@ def update_incident(actor: User, number: str, data: dict) -> Incident:
         changes.update(category=category, subcategory=subcategory)
     if "group" in data or "assignee" in data:
         changes.update(_assignment(incident, data))
+    cis = cmdb_links.resolve(data["affected_cis"]) if "affected_cis" in data else None
     hooks = []
     entries = _apply_with_status(incident, actor, changes, "updated", hooks)
+    if cis is not None:
+        entry = cmdb_links.set_affected_cis(incident, actor, cis, "updated")
+        entries += [entry] if entry is not None else []
     if entries:
         hooks.insert(0, ("servicedesk_ticket_updated",
                          {"ticket": incident, "actor": actor, "changes": entries}))

@@ -8,6 +8,7 @@ changes on GET. Who may see what is decided by the service layer alone.
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -16,6 +17,7 @@ from flask_login import current_user, login_required
 from marshmallow import RAISE
 from marshmallow import ValidationError as SchemaError
 
+from servicedesk import cmdb_links
 from servicedesk.errors import NotFound, ServiceError
 from servicedesk.extensions import db, login_manager
 from servicedesk.incidents import forms, service
@@ -27,6 +29,7 @@ from servicedesk.incidents.schemas import (
     TransitionSchema,
 )
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW, PENDING_REASONS, RESOLUTION_CODES
+from servicedesk.kb import analytics as kb_analytics
 from servicedesk.sla.service import clock_breached, sla_state
 from servicedesk.tickets import service as core
 from servicedesk.tickets.admin import list_categories
@@ -189,13 +192,18 @@ def new_incident():
         except (SchemaError, ServiceError) as exc:
             problem = _problem(exc, "new")
         else:
+            # The knowledge base's searches before it: "a ticket followed".
+            kb_analytics.note_ticket_followed(me(), incident, request.form.get("kb_session"))
             flash(gettext("Thank you. Your incident %(number)s has been raised.",
                           number=incident.number), "success")
             return redirect(url_for(".portal_incident", number=incident.number))
     top, children = _category_choices()
+    # One search session per visit of the form (its suggestions' log row, see kb).
+    kb_session = (kb_analytics.valid_session(request.form.get("kb_session"))
+                  or kb_analytics.new_session())
     page = render_template("incidents/portal_new.html", problem=problem,
                            values=_values(problem), levels=LEVELS,
-                           categories=top, subcategories=children)
+                           categories=top, subcategories=children, kb_session=kb_session)
     return page, (problem["status"] if problem else 200)
 
 
@@ -311,6 +319,7 @@ def _console_page(number: str, problem: dict | None = None):
         categories=top, subcategories=children,
         levels=LEVELS, pending_reasons=PENDING_REASONS, resolution_codes=RESOLUTION_CODES,
         problem=problem, values=_values(problem),
+        cmdb=cmdb_links.incident_summary(incident),
     )
     return page, (problem["status"] if problem else 200)
 
@@ -394,6 +403,22 @@ def console_escalate(number):
     return _console_action(number, "escalate", action,
                            gettext("%(number)s escalated to the next support line.",
                                    number=number))
+
+
+@bp.route("/console/incidents/<string:number>/cis", methods=["POST"])
+@staff_only
+def console_cis(number):
+    """The affected CIs: ids or external keys, separated by commas or lines."""
+    def action():
+        parts = (p.strip() for p in re.split(r"[,\n]", request.form.get("affected_cis", "")))
+        refs = [int(p) if p.isascii() and p.isdigit() and len(p) < 11 else p
+                for p in parts if p]
+        data = IncidentUpdateSchema(only=("affected_cis", "version")).load(
+            {"affected_cis": refs, **forms.payload(IncidentUpdateSchema(), request.form,
+                                                   ("version",))})
+        service.update_incident(me(), number, data)
+
+    return _console_action(number, "cis", action, gettext("Configuration items saved."))
 
 
 @bp.route("/console/incidents/<string:number>/edit", methods=["POST"])

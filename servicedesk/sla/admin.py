@@ -1,9 +1,9 @@
 """Managing SLA calendars and policies: staff read, admins write (``actor=None``: the
 system, e.g. ``servicedesk demo``). Every refusal names its field; nothing changes.
 
-Edits apply to a ticket's clocks the next time the ticket changes, and to every open
-ticket at once with ``servicedesk sla repair`` (clocks are recomputed from history, so
-nothing is lost either way).
+Every committed edit queues a repair of the open tickets' clocks (one per burst of
+edits, outside the request: ``servicedesk.sla.maintenance``); clocks are recomputed
+from history, so nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
 from servicedesk.extensions import db
 from servicedesk.identity.models import User
 from servicedesk.sla.calendar import BusinessCalendar
+from servicedesk.sla.maintenance import request_repair
 from servicedesk.sla.models import DEFAULT_PAUSE_STATUSES, DEFAULT_WARNING_PERCENT
 from servicedesk.sla.models import SlaCalendar, SlaPolicy
 from servicedesk.sla.service import format_holidays, format_week, parse_holidays, parse_week
@@ -26,7 +27,7 @@ from servicedesk.tickets.workflow import WORKFLOWS
 CALENDAR_FIELDS = ("name", "timezone", "week", "holidays")
 POLICY_FIELDS = ("name", "position", "active", "kinds", "priorities", "service_ids",
                  "category_ids", "response_minutes", "resolution_minutes", "calendar_id",
-                 "pause_statuses", "warning_percent")
+                 "pause_statuses", "warning_percent", "steps")
 
 
 def _may_read(actor: User | None) -> None:
@@ -67,6 +68,7 @@ def _commit(what: str) -> None:
         raise Conflict(_("A %(what)s with that name exists.", what=what),
                        fields={"name": [_("Already exists.")]},
                        code="duplicate_name") from None
+    request_repair()  # open tickets' clocks follow the edit (sla.maintenance)
 
 
 def _unique_name(model, name: str, what: str, row_id: int | None = None) -> None:
@@ -212,6 +214,13 @@ def _validate_policy(values: dict) -> None:
         missing = [str(c) for c in category_ids if c not in found]
         if missing:
             errors["category_ids"] = [_("Unknown categories: %(ids)s.", ids=", ".join(missing))]
+    # --- escalation steps: normalised in place (servicedesk.sla.escalation) ---
+    if values.get("steps") is not None:
+        from servicedesk.sla.steps import check_steps
+
+        values["steps"], step_errors = check_steps(
+            values["steps"], values.get("response_minutes"), values.get("resolution_minutes"))
+        errors.update(step_errors)
     if errors:
         raise ValidationError(_("The policy is not valid."), fields=errors)
 
@@ -229,7 +238,7 @@ def create_policy(actor: User | None, data: dict) -> SlaPolicy:
     values = {
         "kinds": [], "priorities": [], "service_ids": [], "category_ids": [],
         "pause_statuses": list(DEFAULT_PAUSE_STATUSES), "warning_percent": DEFAULT_WARNING_PERCENT,
-        "active": True, "response_minutes": None, "resolution_minutes": None,
+        "active": True, "response_minutes": None, "resolution_minutes": None, "steps": [],
         **{f: data[f] for f in POLICY_FIELDS if f in data},
     }
     values["name"] = values["name"].strip()
@@ -240,7 +249,7 @@ def create_policy(actor: User | None, data: dict) -> SlaPolicy:
         values["position"] = 0 if last is None else last + 1
     for key in ("kinds", "priorities", "service_ids", "category_ids", "pause_statuses"):
         values[key] = _unique(values[key])
-    row = SlaPolicy(steps=[], **values)
+    row = SlaPolicy(**values)
     db.session.add(row)
     _commit("policy")
     return row
@@ -251,7 +260,7 @@ def update_policy(actor: User | None, policy_id: int, data: dict) -> SlaPolicy:
     row = get_policy(actor, policy_id)
     _check_version(row, data.get("version"), "policy")
     changes = {f: data[f] for f in POLICY_FIELDS if f in data}
-    for field in ("name", "calendar_id", "position", "active", "warning_percent"):
+    for field in ("name", "calendar_id", "position", "active", "warning_percent", "steps"):
         if field in changes and changes[field] in (None, ""):
             raise ValidationError(_("The policy's %(field)s cannot be empty.", field=field),
                                   fields={field: [_("Field may not be null.")]})
@@ -260,6 +269,8 @@ def update_policy(actor: User | None, policy_id: int, data: dict) -> SlaPolicy:
         _unique_name(SlaPolicy, changes["name"], "policy", row.id)
     merged = {f: getattr(row, f) for f in POLICY_FIELDS} | changes
     _validate_policy(merged)
+    if "steps" in changes:
+        changes["steps"] = merged["steps"]  # as normalised by the validation
     for key in ("kinds", "priorities", "service_ids", "category_ids", "pause_statuses"):
         if key in changes:
             changes[key] = _unique(changes[key])

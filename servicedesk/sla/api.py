@@ -1,5 +1,5 @@
-"""REST endpoints of the SLA: calendars and policies (staff read, admins write) and
-what breaches next. Thin: each parses, calls one service function, dumps."""
+"""REST endpoints of the SLA: calendars, policies and groups' OLAs (staff read, admins
+write) and what breaches next. Thin: each parses, calls one service function, dumps."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from servicedesk.api import actor, api_blueprint
-from servicedesk.sla import admin, service
+from servicedesk.sla import admin, ola, service
 from servicedesk.sla.schemas import (
     BreachQuerySchema,
     BreachSchema,
     CalendarSchema,
     CalendarUpdateSchema,
+    OlaSchema,
+    OlaUpdateSchema,
     PolicySchema,
     PolicyUpdateSchema,
 )
@@ -84,6 +86,36 @@ class PolicyDetail(MethodView):
         """Change a policy (admins): the fields given; ``version`` must be the one you
         read, else 409."""
         return admin.update_policy(actor(), _id(policy_id), data)
+
+
+@blp.route("/sla/olas")
+class Olas(MethodView):
+    @blp.response(200, OlaSchema(many=True))
+    def get(self):
+        """Every group's OLA, by support line and group (IT staff)."""
+        return ola.list_olas(actor())
+
+    @blp.arguments(OlaSchema)
+    @blp.response(201, OlaSchema)
+    def post(self, data):
+        """Give a group its OLA (admins): resolution (and response) targets measured
+        only while a ticket is with the group, calendar, pauses, warning."""
+        return ola.create_ola(actor(), data)
+
+
+@blp.route("/sla/olas/<int:ola_id>")
+class OlaDetail(MethodView):
+    @blp.response(200, OlaSchema)
+    def get(self, ola_id):
+        """One OLA (IT staff)."""
+        return ola.get_ola(actor(), _id(ola_id))
+
+    @blp.arguments(OlaUpdateSchema)
+    @blp.response(200, OlaSchema)
+    def put(self, data, ola_id):
+        """Change an OLA (admins): the fields given; ``version`` must be the one you
+        read, else 409."""
+        return ola.update_ola(actor(), _id(ola_id), data)
 
 
 @blp.route("/sla/breaches-next")

@@ -17,9 +17,12 @@ from servicedesk.tickets.schemas import Id, Stripped, Version
 MAX_MINUTES = 1_000_000
 
 SLA_FIELD_DOC = {"description": (
-    "The ticket's SLA: {policy: name | null, response: clock | null, resolution: clock "
+    "The ticket's SLA: {policy: name | null, targets: {response_minutes, "
+    "resolution_minutes, adjusted_by} | null, response: clock | null, resolution: clock "
     "| null}; a clock is {due_at, warning_at, elapsed_percent, paused, breached, "
-    "met_at}. due_at is null while paused (unless already passed).")}
+    "met_at}. due_at is null while paused (unless already passed). targets are the "
+    "business minutes the clocks run on; adjusted_by names the plugin that set them "
+    "(null: the policy's own).")}
 
 
 class _Holiday(fields.Field):
@@ -69,6 +72,18 @@ class CalendarUpdateSchema(CalendarSchema):
                       metadata={"description": "The version you last read."})
 
 
+# Checked item by item by servicedesk.sla.steps.check_steps (errors name
+# "steps.<n>.<field>"), which needs the policy's targets and the groups.
+STEPS_DOC = (
+    'Escalation steps, each {"key": unique [a-z0-9-]{1,40}, "metric": "response" | '
+    '"resolution", "trigger": "warning" | "breach", "delay_minutes": wall-clock minutes '
+    'after the due instant (breach only, default 0), "actions": a non-empty subset of '
+    'notify_assignee, notify_group_manager, notify_requester, raise_level, next_line, '
+    'raise_priority, "level": 1-3 (with raise_level), "group_id": the next-line group '
+    '(optional, with next_line), "working_hours": hold notifications until the '
+    "recipient's working hours (default true)}. Each fires once per ticket.")
+
+
 def _minutes(**kwargs):
     return fields.Integer(strict=True, allow_none=True,
                           validate=validate.Range(min=1, max=MAX_MINUTES), **kwargs)
@@ -106,8 +121,8 @@ class PolicySchema(ma.Schema):
                                  '"status:pending_reason".'})
     warning_percent = fields.Integer(strict=True, validate=validate.Range(1, 99),
                                      load_default=DEFAULT_WARNING_PERCENT)
-    steps = fields.List(fields.Dict(), dump_only=True,
-                        metadata={"description": "Escalation steps (coming): always []."})
+    steps = fields.List(fields.Raw(), load_default=list, validate=validate.Length(max=20),
+                        metadata={"description": STEPS_DOC})
     version = Version(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
@@ -128,6 +143,8 @@ class PolicyUpdateSchema(PolicySchema):
     pause_statuses = fields.List(fields.String(validate=validate.Length(min=1, max=80)),
                                  validate=validate.Length(max=50))
     warning_percent = fields.Integer(strict=True, validate=validate.Range(1, 99))
+    steps = fields.List(fields.Raw(), validate=validate.Length(max=20),
+                        metadata={"description": STEPS_DOC})
     version = Version(required=True, load_only=True,
                       metadata={"description": "The version you last read."})
 
@@ -146,3 +163,52 @@ class BreachSchema(ma.Schema):
     assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None)
     sla_due_at = fields.DateTime()
     escalation_level = fields.Integer()
+
+
+# --- OLAs ------------------------------------------------------------------------------
+
+OLA_FIELD_DOC = {"description": (
+    "The ticket's OLA clocks (IT staff only; [] for requesters): one per group it was "
+    "ever with that has an OLA, and metric: {group, metric: response | resolution, "
+    "due_at, warning_at, elapsed_percent, paused, breached, met_at}. They count only "
+    "the time the ticket was with that group; paused also while it is away.")}
+
+
+class OlaSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    group_id = Id(required=True, metadata={"description": "The group (one OLA per group)."})
+    group = fields.Function(lambda o: o.group.name if o.group else None, dump_only=True)
+    target_minutes = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=1, max=MAX_MINUTES),
+        metadata={"description": "Resolution within the group, in business minutes of "
+                                 "the time the ticket is with it."})
+    response_minutes = _minutes(load_default=None, metadata={
+        "description": "Until someone of the group is assigned, in business minutes; "
+                       "null: no response target."})
+    calendar_id = Id(required=True)
+    calendar = fields.Function(lambda o: o.calendar.name if o.calendar else None,
+                               dump_only=True)
+    pause_statuses = fields.List(
+        fields.String(validate=validate.Length(min=1, max=80)),
+        load_default=lambda: list(DEFAULT_PAUSE_STATUSES), validate=validate.Length(max=50),
+        metadata={"description": 'Statuses that stop the clocks: "status" or '
+                                 '"status:pending_reason".'})
+    warning_percent = fields.Integer(strict=True, validate=validate.Range(1, 99),
+                                     load_default=DEFAULT_WARNING_PERCENT)
+    active = fields.Boolean(load_default=True)
+    version = Version(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class OlaUpdateSchema(OlaSchema):
+    group_id = Id()
+    target_minutes = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_MINUTES))
+    response_minutes = _minutes()
+    calendar_id = Id()
+    pause_statuses = fields.List(fields.String(validate=validate.Length(min=1, max=80)),
+                                 validate=validate.Length(max=50))
+    warning_percent = fields.Integer(strict=True, validate=validate.Range(1, 99))
+    active = fields.Boolean()
+    version = Version(required=True, load_only=True,
+                      metadata={"description": "The version you last read."})

@@ -14,6 +14,7 @@ the system must never make an agent's next save fail as stale.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from flask_babel import gettext as _
@@ -25,6 +26,7 @@ from servicedesk import types
 from servicedesk.errors import Forbidden
 from servicedesk.extensions import db
 from servicedesk.identity.models import User
+from servicedesk.plugins import call_first_hook
 from servicedesk.sla.calendar import BusinessCalendar
 from servicedesk.sla.clocks import (
     STATUS_FIELDS,
@@ -33,6 +35,7 @@ from servicedesk.sla.clocks import (
     events_from_history,
 )
 from servicedesk.sla.models import METRICS, SlaCalendar, SlaClock, SlaPolicy
+from servicedesk.sla.schemas import MAX_MINUTES
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.tickets.models import SLA_NEVER, AuditEntry, Ticket
 from servicedesk.tickets.service import record
@@ -40,6 +43,7 @@ from servicedesk.tickets.service import record
 __all__ = [
     "breaches_next", "build_calendar", "calendar_for", "compute_clocks", "match_policy",
     "refresh_changed_tickets", "refresh_clocks", "repair_clocks", "sla_summary",
+    "adjust_policy", "targets_summary",
 ]
 
 REPAIR_BATCH = 500
@@ -162,6 +166,80 @@ def match_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> Sla
     return None
 
 
+# --- the policy hook -----------------------------------------------------------------
+
+POLICY_HOOK = "servicedesk_sla_policy"
+_TARGET_KEYS = ("response_minutes", "resolution_minutes")
+
+
+@dataclass(frozen=True)
+class PolicyTargets:
+    """What compute_clocks reads of a policy, with a plugin's targets in place of its
+    own: the ORM policy is never changed for one ticket (it is shared by all of them)."""
+
+    response_minutes: int | None
+    resolution_minutes: int | None
+    pause_statuses: tuple[str, ...]
+    warning_percent: int
+
+
+def _invalid_answer(answer, matched: SlaPolicy | None) -> str | None:
+    """Why a servicedesk_sla_policy answer cannot be used; None when it can."""
+    if not isinstance(answer, dict):
+        return "not a dict"
+    unknown = [key for key in answer if key not in ("policy", *_TARGET_KEYS)]
+    if unknown:
+        return f"unknown keys {unknown!r}"
+    policy = answer.get("policy", matched)
+    if policy is not None and not (isinstance(policy, SlaPolicy) and policy.id is not None):
+        return "policy is neither a saved SlaPolicy nor None"
+    for key in _TARGET_KEYS:
+        if key in answer:
+            value = answer[key]
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 1 <= value <= MAX_MINUTES:
+                return f"{key} is not a whole number of minutes in 1..{MAX_MINUTES}"
+            if policy is None:
+                return f"{key} without a policy"
+    return None
+
+
+def adjust_policy(ticket: Ticket, matched: SlaPolicy | None
+                  ) -> tuple[SlaPolicy | None, PolicyTargets | None, str | None]:
+    """The plugins' say on ``ticket``'s policy: (policy, targets, adjusting plugin).
+
+    Calls ``servicedesk_sla_policy`` with the policy the match rules chose; the first
+    valid answer decides (see plugins.call_first_hook: a plugin that raises or answers
+    nonsense is logged and skipped). The plugin is named only when its answer changed
+    the policy or a target.
+    """
+    answer, plugin = call_first_hook(
+        POLICY_HOOK, lambda a: _invalid_answer(a, matched), ticket=ticket, policy=matched)
+    answer = answer or {}
+    policy = answer.get("policy", matched)
+    if policy is None:
+        return None, None, None
+    targets = PolicyTargets(
+        response_minutes=answer.get("response_minutes", policy.response_minutes),
+        resolution_minutes=answer.get("resolution_minutes", policy.resolution_minutes),
+        pause_statuses=tuple(policy.pause_statuses or ()),
+        warning_percent=policy.warning_percent,
+    )
+    adjusted = (policy.id != (matched.id if matched is not None else None)
+                or (targets.response_minutes, targets.resolution_minutes)
+                != (policy.response_minutes, policy.resolution_minutes))
+    return policy, targets, plugin if adjusted else None
+
+
+def _targets_text(minutes: dict, adjusted_by: str | None) -> str | None:
+    """A ticket's targets as its audit trail shows them: "response 90 min, ... (vip_sla)"."""
+    parts = [f"{metric} {minutes[metric]} min" for metric in METRICS
+             if minutes.get(metric) is not None]
+    if not parts:
+        return None
+    return ", ".join(parts) + (f" ({adjusted_by})" if adjusted_by else "")
+
+
 # --- clocks --------------------------------------------------------------------------
 
 
@@ -178,6 +256,9 @@ def refresh_changed_tickets(hooks: list[tuple[str, dict]]) -> None:
         policies = active_policies()
         for ticket, actor in changed.values():
             refresh_clocks(ticket, actor, policies=policies)
+        from servicedesk.sla.ola import refresh_olas  # (ola imports this module)
+
+        refresh_olas([ticket for ticket, _actor in changed.values()])
 
 
 def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history=None,
@@ -193,20 +274,24 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
     now = now or types.utcnow()
     policy = match_policy(ticket, active_policies() if policies is None else policies)
     old_policy_id = ticket.sla_policy_id
+    old_adjusted_by = ticket.sla_adjusted_by
     with db.session.no_autoflush:
         if inspect(ticket).pending:
             db.session.flush([ticket])
+        policy, targets, adjusted_by = adjust_policy(ticket, policy)
         if old_policy_id is None and not verify:
             # Clock rows exist only under a policy (repair checks it): nothing to load.
             existing = dict.fromkeys(METRICS)
         else:
             existing = _existing_clocks(ticket)
+        old_minutes = {metric: row.target_seconds // 60
+                       for metric, row in existing.items() if row is not None}
         if policy is None:
             states = dict.fromkeys(METRICS)
         else:
             entries = _history(ticket) if history is None else history
             events = events_from_history(ticket, entries)
-            states = compute_clocks(ticket, events, policy, calendar_for(policy.calendar), now)
+            states = compute_clocks(ticket, events, targets, calendar_for(policy.calendar), now)
         changed = False
         rows = []
         for metric in METRICS:
@@ -229,24 +314,39 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
                         changed = True
             set_committed_value(ticket, f"{metric}_clock", row)
             rows.append(row)
+        # --- escalation: each clock's next step instant, and its job after the commit ---
+        from servicedesk.sla.escalation import update_next_steps
+
+        changed = update_next_steps(ticket, policy, rows) or changed
+        # --- end escalation ---
         policy_id = policy.id if policy is not None else None
         due = min((r.due_at for r in rows if r.met_at is None and r.due_at is not None),
                   default=None)
-        if (policy_id, due) != (old_policy_id, ticket.sla_due_at):
+        if (policy_id, due, adjusted_by) != (old_policy_id, ticket.sla_due_at, old_adjusted_by):
             table = Ticket.__table__
             db.session.execute(
                 update(table).where(table.c.id == ticket.id)
                 # updated_at set to itself: its onupdate must not fire for bookkeeping
-                .values(sla_policy_id=policy_id, sla_due_at=due, updated_at=table.c.updated_at)
+                .values(sla_policy_id=policy_id, sla_due_at=due, sla_adjusted_by=adjusted_by,
+                        updated_at=table.c.updated_at)
             )
             set_committed_value(ticket, "sla_policy_id", policy_id)
             set_committed_value(ticket, "sla_due_at", due)
+            set_committed_value(ticket, "sla_adjusted_by", adjusted_by)
             changed = True
         set_committed_value(ticket, "sla_policy", policy)
         if policy_id != old_policy_id:
             old = _policy_name(old_policy_id, policies)
             record(ticket, actor, "sla_policy", "sla_policy", old,
                    policy.name if policy is not None else None, at=now)
+        # Targets a plugin set (or stopped setting) are audited too; a plain switch of
+        # policy is already told by its sla_policy entry.
+        if adjusted_by or old_adjusted_by or policy_id == old_policy_id:
+            new_minutes = {row.metric: row.target_seconds // 60 for row in rows}
+            old_text = _targets_text(old_minutes, old_adjusted_by)
+            new_text = _targets_text(new_minutes, adjusted_by)
+            if old_text != new_text:
+                record(ticket, actor, "sla_targets", "sla_targets", old_text, new_text, at=now)
     return changed
 
 
@@ -309,10 +409,14 @@ def repair_clocks(batch: int = REPAIR_BATCH, now: datetime | None = None) -> tup
             .order_by(AuditEntry.ticket_id, AuditEntry.id)
         ):
             history[entry.ticket_id].append(entry)
+        from servicedesk.sla.ola import refresh_olas  # (ola imports this module)
+
+        ola_changed = refresh_olas(tickets, now=now, verify=True)  # ids of those changed
         for ticket in tickets:
             checked += 1
             changed += refresh_clocks(ticket, None, policies=policies,
-                                      history=history[ticket.id], now=now, verify=True)
+                                      history=history[ticket.id], now=now, verify=True) \
+                or ticket.id in ola_changed
         db.session.commit()
         last_id = tickets[-1].id
         if len(tickets) < batch:
@@ -374,14 +478,28 @@ def sla_state(ticket: Ticket, now: datetime | None = None) -> str | None:
 def sla_summary(ticket: Ticket, now: datetime | None = None) -> dict:
     """The API's ``sla`` object of a ticket (no queries for lists that joined the clocks)."""
     if ticket.sla_policy_id is None:
-        return {"policy": None, "response": None, "resolution": None}
+        return {"policy": None, "targets": None, "response": None, "resolution": None}
     now = now or types.utcnow()
     policy = ticket.sla_policy
     calendar = calendar_for(policy.calendar) if policy is not None else None
+    response, resolution = ticket.response_clock, ticket.resolution_clock
     return {
         "policy": policy.name if policy is not None else None,
-        "response": clock_summary(ticket.response_clock, calendar, now),
-        "resolution": clock_summary(ticket.resolution_clock, calendar, now),
+        "targets": targets_summary(response, resolution, ticket.sla_adjusted_by),
+        "response": clock_summary(response, calendar, now),
+        "resolution": clock_summary(resolution, calendar, now),
+    }
+
+
+def targets_summary(response, resolution, adjusted_by: str | None) -> dict:
+    """The targets the clocks run on, in business minutes, and the plugin that set them
+    (``adjusted_by``; None: the policy's own). Read from the clock rows, which keep the
+    target they were computed with."""
+    return {
+        "response_minutes": response.target_seconds // 60 if response is not None else None,
+        "resolution_minutes": (resolution.target_seconds // 60
+                               if resolution is not None else None),
+        "adjusted_by": adjusted_by,
     }
 
 

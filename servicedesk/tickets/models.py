@@ -135,6 +135,9 @@ class Ticket(db.Model):
     # never deleted. ``sla_due_at``: the earliest due instant of the unmet clocks.
     sla_policy_id: Mapped[int | None] = mapped_column()
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The plugin whose servicedesk_sla_policy answer changed the policy or targets the
+    # clocks run on (NULL: the policy's own); shown in the API's ``sla.targets``.
+    sla_adjusted_by: Mapped[str | None] = mapped_column(String(100))
     escalation_level: Mapped[int] = mapped_column(SmallInteger, default=0,
                                                   server_default=text("0"))
     version: Mapped[int] = mapped_column(default=1)
