@@ -265,16 +265,18 @@ def sla_repair(batch):
               type=click.FloatRange(1, 86_400), help="Stop after this many seconds.")
 @with_appcontext
 def sla_sweep(batch, time_limit):
-    """Fire every SLA escalation step that is due now, once (idempotent).
+    """Fire every SLA escalation step (and OLA warning/breach) due now, once (idempotent).
 
     What the periodic sweep does every minute; run it by hand after Redis lost its
     scheduled jobs, or to catch up at once.
     """
     from servicedesk.sla.escalation import run_sweep
+    from servicedesk.sla.ola import sweep_olas
 
     fired, complete = run_sweep(batch=batch, time_limit=time_limit)
-    click.echo(f"sla sweep: {fired} fired" + ("" if complete else
-                                             " (time limit reached: run it again)"))
+    told = sweep_olas(batch=batch)
+    click.echo(f"sla sweep: {fired} fired, {told} OLA events" + (
+        "" if complete else " (time limit reached: run it again)"))
 
 
 @main.group("notify")

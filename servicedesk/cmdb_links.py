@@ -21,14 +21,13 @@ from datetime import datetime
 from flask import url_for
 from flask_babel import gettext as _
 from sqlalchemy import ForeignKey, Index, delete, insert, literal_column, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from werkzeug.routing import BuildError
 
 from cmdb import service as cmdb
 from cmdb.impact import MAX_DEPTH, analyse
 from cmdb.models import CIClass, ConfigurationItem
 from servicedesk.extensions import db
+from servicedesk.sqljson import json_array_agg, json_object
 from servicedesk.identity.models import User
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.tickets.models import Ticket
@@ -74,36 +73,6 @@ def affected_cis(ticket: Ticket) -> list[dict]:
     return result
 
 
-class _json_object(FunctionElement):
-    inherit_cache = True
-    name = "json_object"
-
-
-@compiles(_json_object)
-def _json_object_sqlite(element, compiler, **kw):
-    return "json_object(%s)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(_json_object, "postgresql")
-def _json_object_pg(element, compiler, **kw):
-    return "json_build_object(%s)" % compiler.process(element.clauses, **kw)
-
-
-class _json_list(FunctionElement):
-    inherit_cache = True
-    name = "json_group_array"
-
-
-@compiles(_json_list)
-def _json_list_sqlite(element, compiler, **kw):
-    return "json_group_array(%s)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(_json_list, "postgresql")
-def _json_list_pg(element, compiler, **kw):
-    return "coalesce(json_agg(%s), '[]'::json)" % compiler.process(element.clauses, **kw)
-
-
 def affected_cis_column(ticket_id):
     """A correlated subquery: the ticket's affected CIs as one JSON array (decode with
     ``decode_column``), so a list page stays one statement."""
@@ -111,7 +80,7 @@ def affected_cis_column(ticket_id):
     for key, column in (("id", CI.id), ("name", CI.name), ("class", CIClass.key),
                         ("external_key", CI.external_key)):
         pairs += [literal_column(f"'{key}'"), column]
-    return (select(_json_list(_json_object(*pairs)))
+    return (select(json_array_agg(json_object(*pairs)))
             .select_from(ticket_cis)
             .join(CI, CI.id == ticket_cis.c.ci_id)
             .join(CIClass, CIClass.id == CI.class_id)

@@ -414,3 +414,20 @@ def test_kb_pages_carry_no_inline_script_and_a_token_per_form(app, people, libra
         assert not re.search(r"<script(?![^>]*\ssrc=)|<style|\sstyle=|\son\w+=", html), path
         assert len(_TOKEN.findall(html)) == html.count("<form") - html.count('method="get"'), path
         assert response.headers["Cache-Control"] == "no-store" or path == "/portal/new", path
+
+
+def test_a_resolved_incidents_page_offers_an_article_written_from_it(app, people):
+    incident = incidents.create_incident(people.employee, {
+        "title": "Outlook asks for the password again and again",
+        "description": "Since this morning Outlook keeps asking."}, channel="web")
+    alex = signed_in(app, people.agent)
+    page = f"/console/incidents/{incident.number}"
+    assert 'id="kb-from-incident"' not in html_of(alex.get(page))  # nothing to tell yet
+
+    incidents.transition_incident(people.agent, incident.number, {
+        "to": "resolved", "resolution_code": "fixed",
+        "resolution_notes": "Removed the stale credentials."})
+    link = re.search(r'<a href="([^"]+)" id="kb-from-incident"', html_of(alex.get(page)))
+    assert link is not None
+    editor = html_of(alex.get(unescape(link.group(1))))
+    assert "Removed the stale credentials." in editor

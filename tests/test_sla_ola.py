@@ -486,3 +486,14 @@ def test_no_body_makes_the_ola_api_fail(world, desk, always, body):
         if response.status_code >= 400:
             assert set(response.get_json()["error"]) == {"code", "message", "fields"}
     db.session.rollback()
+
+
+def test_the_periodic_sla_sweep_tells_the_olas_too(desk, handed_over, clock):
+    """The job the scheduler (or the in-process timer) runs every minute covers OLAs:
+    no separate job to forget."""
+    from servicedesk.sla.jobs import sweep
+
+    clock.advance(minutes=61)
+    assert sweep() >= 1
+    assert [n[0] for n in _notifications()] == ["sla.breach"]
+    assert sweep() == 0

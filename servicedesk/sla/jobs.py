@@ -9,7 +9,7 @@ Both are idempotent and safe to run any number of times at once: see
 
 from __future__ import annotations
 
-from servicedesk.sla import escalation
+from servicedesk.sla import escalation, ola
 
 
 def fire_due(ticket_id: int) -> int:
@@ -23,5 +23,6 @@ def fire_due(ticket_id: int) -> int:
 def sweep() -> int:
     """Everything due, from the indexed ``sla_clocks.next_step_at``: with Redis, one
     fire_due job per due ticket (every worker shares a backlog; how many were
-    enqueued); in-process, fired here (how many fired)."""
-    return escalation.dispatch()
+    enqueued); in-process, fired here (how many fired). Then the OLA warnings and
+    breaches due (``ola_clocks``), told here: at most one event per clock and kind."""
+    return escalation.dispatch() + ola.sweep_olas()

@@ -43,10 +43,8 @@ from types import SimpleNamespace
 from flask_babel import gettext as _
 from sqlalchemy import Text, and_, cast, func, inspect, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
-from sqlalchemy.sql.expression import FunctionElement
 
 from servicedesk import types
 from servicedesk.errors import Conflict, NotFound, ValidationError
@@ -67,6 +65,7 @@ from servicedesk.sla.models import (
     SlaCalendar,
 )
 from servicedesk.sla.service import calendar_for, clock_summary
+from servicedesk.sqljson import json_array_agg, json_object
 from servicedesk.tickets.models import AuditEntry, Ticket
 from servicedesk.tickets.workflow import WORKFLOWS
 
@@ -363,36 +362,6 @@ def _change(entry: AuditEntry, group_ids: tuple | None) -> Change:
 # column for one ticket, so both give the same answer.
 
 
-class _json_object(FunctionElement):
-    inherit_cache = True
-    name = "json_object"
-
-
-@compiles(_json_object)
-def _json_object_sqlite(element, compiler, **kw):
-    return "json_object(%s)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(_json_object, "postgresql")
-def _json_object_pg(element, compiler, **kw):
-    return "json_build_object(%s)" % compiler.process(element.clauses, **kw)
-
-
-class _json_array(FunctionElement):
-    inherit_cache = True
-    name = "json_group_array"
-
-
-@compiles(_json_array)
-def _json_array_sqlite(element, compiler, **kw):
-    return "json_group_array(%s)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(_json_array, "postgresql")
-def _json_array_pg(element, compiler, **kw):
-    return "coalesce(json_agg(%s), '[]'::json)" % compiler.process(element.clauses, **kw)
-
-
 _CLOCK_KEYS = ("target_seconds", "started_at", "paused_seconds", "paused_since", "due_at",
                "warning_at", "met_at", "breached_at")
 _INSTANTS = ("started_at", "paused_since", "due_at", "warning_at", "met_at", "breached_at")
@@ -424,7 +393,7 @@ def ola_clocks_column(ticket_id):
         ("cal_holidays", cast(SlaCalendar.holidays, Text)),
     ):
         pairs += [literal_column(f"'{key}'"), column]
-    return (select(_json_array(_json_object(*pairs)))
+    return (select(json_array_agg(json_object(*pairs)))
             .select_from(OlaClock)
             .join(Group, Group.id == OlaClock.group_id)
             .outerjoin(GroupOla, GroupOla.group_id == OlaClock.group_id)
