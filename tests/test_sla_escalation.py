@@ -15,6 +15,7 @@ from sqlalchemy import event, func, select, update
 
 from servicedesk import jobs
 from servicedesk.extensions import db
+from servicedesk.identity.models import User
 from servicedesk.notify.models import Notification
 from servicedesk.plugins import hookimpl
 from servicedesk.sla import admin as sla_admin
@@ -393,9 +394,12 @@ def test_without_an_assignee_the_groups_manager_hears_of_it_once(world, managed_
 
 def test_notifications_wait_for_the_recipients_working_hours(world, managed_desk, calendars):
     desk = managed_desk
-    office = calendars["office"]
-    desk.agent.calendar_id = office.id  # the agent works Mon-Fri 09-17 Berlin
-    db.session.commit()
+    # The admin says the agent works Mon-Fri 09-17 Berlin.
+    answer = world.api(desk.admin).patch(f"/users/{desk.agent.username}",
+                                         json={"working_hours": "Office"})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["working_hours"] == "Office"
+    db.session.rollback()
     make_policy(calendars, [
         step("held", "response", "breach", ["notify_assignee"]),
         step("now", "resolution", "breach", ["notify_assignee"], working_hours=False),
@@ -414,6 +418,21 @@ def test_notifications_wait_for_the_recipients_working_hours(world, managed_desk
     assert by_key["now"].deliver_after is None  # the step says: do not wait
     # The manager has no calendar of their own: the policy's (24x7) says now.
     assert by_key["manager"].deliver_after is None
+
+
+def test_working_hours_name_a_calendar_that_exists_and_only_admins_set_them(world, desk, calendars):
+    api = world.api(desk.admin)
+    answer = api.patch(f"/users/{desk.agent.username}", json={"working_hours": "Night shift"})
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["fields"] == {"working_hours": ["Unknown calendar."]}
+    assert world.api(desk.agent).patch(f"/users/{desk.agent.username}",
+                                       json={"working_hours": "Office"}).status_code == 403
+    db.session.rollback()
+    assert db.session.get(User, desk.agent.id).calendar_id is None
+    assert api.patch(f"/users/{desk.agent.username}",
+                     json={"working_hours": "Office"}).get_json()["working_hours"] == "Office"
+    assert api.patch(f"/users/{desk.agent.username}",
+                     json={"working_hours": None}).get_json()["working_hours"] is None
 
 
 # --- the hook ------------------------------------------------------------------------------------------

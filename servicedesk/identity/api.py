@@ -49,10 +49,16 @@ class Users(MethodView):
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
 def update_user(data, username):
-    """Activate or deactivate a user (admins). Deactivation ends their sessions and tokens."""
+    """Activate or deactivate a user, or set their working hours (admins).
+
+    Deactivation ends their sessions and tokens. ``working_hours`` names the SLA
+    calendar escalation notifications to them wait for (null: the policy's calendar).
+    """
     if actor().role != "admin":
         raise Forbidden("Only admins manage users.")
     user = service.require_user(username)
+    if "working_hours" in data:
+        service.set_working_hours(actor(), user, data["working_hours"])
     if data.get("active") is False:
         service.deactivate_user(actor(), user)
     elif data.get("active") is True:

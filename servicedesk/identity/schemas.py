@@ -26,6 +26,14 @@ class UserSchema(ma.Schema):
     timezone = fields.String()
     active = fields.Boolean()
     groups = fields.Function(lambda u: [g.name for g in u.groups])
+    working_hours = fields.Method(
+        "_working_hours", metadata={"description": "The SLA calendar of the person's "
+                                    "working hours (null: the policy's calendar)."})
+
+    def _working_hours(self, user):
+        from servicedesk.identity.service import working_hours_name
+
+        return working_hours_name(user)
 
 
 class UserCreateSchema(ma.Schema):
@@ -42,3 +50,6 @@ class UserCreateSchema(ma.Schema):
 
 class UserUpdateSchema(ma.Schema):
     active = fields.Boolean()
+    working_hours = fields.String(
+        allow_none=True, validate=validate.Length(min=1, max=120),
+        metadata={"description": "Name of an SLA calendar, or null for the policy's."})

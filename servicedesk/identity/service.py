@@ -164,6 +164,34 @@ def activate_user(actor: User | None, user: User) -> None:
     db.session.commit()
 
 
+def set_working_hours(actor: User | None, user: User, calendar_name: str | None) -> None:
+    """Give ``user`` working hours: the SLA calendar named ``calendar_name`` (None: the
+    policy's calendar applies). Escalation notifications to them wait for these hours
+    unless the step says otherwise. Admins only; an unknown name changes nothing."""
+    from servicedesk.sla.models import SlaCalendar  # the SLA tables build on identity
+
+    _require_admin(actor)
+    calendar_id = None
+    if calendar_name is not None:
+        calendar_id = db.session.scalar(
+            select(SlaCalendar.id).where(SlaCalendar.name == calendar_name))
+        if calendar_id is None:
+            raise ValidationError(
+                _("No SLA calendar is named %(name)s.", name=repr(calendar_name)),
+                fields={"working_hours": [_("Unknown calendar.")]})
+    user.calendar_id = calendar_id
+    db.session.commit()
+
+
+def working_hours_name(user: User) -> str | None:
+    """The name of ``user``'s working-hours calendar, if they have one of their own."""
+    if user.calendar_id is None:
+        return None
+    from servicedesk.sla.models import SlaCalendar
+
+    return db.session.scalar(select(SlaCalendar.name).where(SlaCalendar.id == user.calendar_id))
+
+
 # --- API tokens ----------------------------------------------------------------------
 
 
