@@ -63,6 +63,8 @@ def _import_models():
     from cmdb import models as _cmdb  # noqa: F401
     from servicedesk import cmdb_links as _cmdb_links  # noqa: F401
     from servicedesk.kb import models as _kb  # noqa: F401
+    from servicedesk.csat import models as _csat  # noqa: F401
+    from servicedesk import plugin_admin as _plugin_admin  # noqa: F401
 
 
 def _init_identity(app: Flask) -> None:
@@ -109,6 +111,15 @@ def _register_api(app: Flask) -> None:
         csrf.exempt(blp)  # bearer tokens only: no ambient credentials to forge
     api.register_blueprint(kb_api)
     csrf.exempt(kb_api)
+    from servicedesk.csat.api import blp as csat_api, public_blp as csat_public_api
+
+    for blp in (csat_api, csat_public_api):  # the public one: the signed link is the key
+        api.register_blueprint(blp)
+        csrf.exempt(blp)
+    from servicedesk.plugin_admin_views import blp as plugins_api  # plugin administration
+
+    api.register_blueprint(plugins_api)
+    csrf.exempt(plugins_api)
 
 
 def _register_web(app: Flask) -> None:
@@ -125,6 +136,12 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(kb_pages)
     app.register_blueprint(sla_pages)
     app.register_blueprint(ldap_pages)
+    from servicedesk.csat.views import bp as csat_pages
+
+    app.register_blueprint(csat_pages)
+    from servicedesk.plugin_admin_views import bp as plugin_pages  # plugin administration
+
+    app.register_blueprint(plugin_pages)
 
 
 def _register_errors(app: Flask) -> None:

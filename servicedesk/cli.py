@@ -20,6 +20,10 @@
     servicedesk ldap config [--file F]           show or save the directory settings
     servicedesk ldap test                       test the directory connection
     servicedesk ldap sync [--dry-run] [--full]  sync users and groups from the directory
+    servicedesk plugins list                    plugins: version, hooks, enabled, health
+    servicedesk plugins enable NAME / disable NAME
+    servicedesk plugins settings NAME [--set key=value ...]   show or change settings
+    servicedesk plugins install PACKAGE [--by WHO]   pip install; new plugins start disabled
     servicedesk worker [--burst]                an RQ worker (needs SERVICEDESK_REDIS_URL)
     servicedesk scheduler                       enqueue periodic jobs (needs Redis)
 """
@@ -439,6 +443,97 @@ def ldap_sync(dry_run, full, allow_mass_deactivation):
         click.echo(f"  error: {item.dn or '-'}: {item.detail}")
     if report.status not in ("ok", "skipped"):
         raise click.ClickException(f"the sync {report.status}")
+
+
+# --- plugins (servicedesk.plugin_admin) ----------------------------------------------------
+
+
+@main.group("plugins")
+def plugins_group():
+    """List, enable, disable, configure and install plugins."""
+
+
+def _echo_plugin(p) -> None:
+    health = "healthy" if p.healthy else f"{p.failures} failures (last: {p.last_error})"
+    click.echo(f"{p.name}\t{p.version or '-'}\t{'enabled' if p.enabled else 'disabled'}"
+               f"{'' if p.loaded else ' (not loaded: restart)'}\t{health}\t"
+               f"{','.join(p.hooks) or '-'}")
+
+
+@plugins_group.command("list")
+@with_appcontext
+@service_errors
+def plugins_list():
+    """Every plugin: name, version, enabled, health, hooks."""
+    from servicedesk.plugin_admin import list_plugins
+
+    for plugin in list_plugins(None):
+        _echo_plugin(plugin)
+
+
+@plugins_group.command("enable")
+@click.argument("name")
+@with_appcontext
+@service_errors
+def plugins_enable(name):
+    """Enable plugin NAME (every process follows within seconds)."""
+    from servicedesk.plugin_admin import set_enabled
+
+    _echo_plugin(set_enabled(None, name, True))
+
+
+@plugins_group.command("disable")
+@click.argument("name")
+@with_appcontext
+@service_errors
+def plugins_disable(name):
+    """Disable plugin NAME: its hooks stop firing."""
+    from servicedesk.plugin_admin import set_enabled
+
+    _echo_plugin(set_enabled(None, name, False))
+
+
+@plugins_group.command("settings")
+@click.argument("name")
+@click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="A setting to change (repeatable); secrets are never shown.")
+@with_appcontext
+@service_errors
+def plugins_settings(name, pairs):
+    """Show plugin NAME's settings, or change them with --set."""
+    from servicedesk.errors import ValidationError
+    from servicedesk.plugin_admin import get_plugin, update_settings
+
+    if pairs:
+        values = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ValidationError("Each --set must be KEY=VALUE.",
+                                      fields={"set": [f"not KEY=VALUE: {pair!r}"]})
+            values[key] = value
+        plugin = update_settings(None, name, values)
+    else:
+        plugin = get_plugin(None, name)
+    for key, value in plugin.settings.items():
+        click.echo(f"{key}={'' if value is None else value}")
+
+
+@plugins_group.command("install")
+@click.argument("package")
+@click.option("--by", default=None, help="Who installs it (default: the OS user).")
+@with_appcontext
+@service_errors
+def plugins_install(package, by):
+    """pip install PACKAGE into this environment; its plugins are recorded disabled."""
+    from servicedesk.plugin_admin import install
+
+    added = install(package, by)
+    if added:
+        click.echo(f"installed {package}: {', '.join(added)} (disabled; restart the web "
+                   "processes and workers, then enable)")
+    else:
+        click.echo(f"installed {package}: no new plugins")
 
 
 @main.command("worker")

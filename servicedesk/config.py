@@ -100,6 +100,9 @@ def load_config(instance_path: str) -> dict:
         "SERVICEDESK_SMTP_CA_FILE": os.environ.get("SERVICEDESK_SMTP_CA_FILE") or None,
         # Right-hand side of our Message-IDs (default: the From address's domain).
         "SERVICEDESK_MAIL_DOMAIN": os.environ.get("SERVICEDESK_MAIL_DOMAIN") or None,
+        # The public address of the web UI, for links in e-mail (survey links, ...) that
+        # background jobs write without a request to take the host from.
+        "SERVICEDESK_BASE_URL": os.environ.get("SERVICEDESK_BASE_URL") or None,
         # Delivery: attempts before a notification is "failed", back-off cap (minutes),
         # how long a worker's claim on a row lasts (seconds), rows per deliver_due run.
         "SERVICEDESK_NOTIFY_MAX_ATTEMPTS": _int("SERVICEDESK_NOTIFY_MAX_ATTEMPTS", 10),

@@ -163,3 +163,24 @@ def servicedesk_ci_classes() -> list[dict]:
         ``date``, ``enum`` (with ``choices``), ``reference`` (with an optional
         ``ci_class``) or ``ip_address``.
     """
+
+
+# -------------------------------------------------------------------------------------
+# plugin settings
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def servicedesk_settings_schema():
+    """The marshmallow schema of this plugin's settings, which admins edit.
+
+    Not called through the hook relay: servicedesk asks each plugin for its own schema
+    when admins list plugins or save settings (web ``/admin/plugins``,
+    ``/api/v1/admin/plugins/<name>/settings``, ``servicedesk plugins settings``), and
+    when the plugin reads its settings with ``servicedesk.plugins.plugin_settings(name)``.
+    Saved settings are validated by the schema (a refused field is named in the 422).
+    A field with ``metadata={"secret": True}`` is write-only: admins see only "set" or
+    "not set", and a secret left out of a save keeps its value.
+
+    :return: a :class:`marshmallow.Schema` subclass or instance (``None``: no settings).
+    """

@@ -367,8 +367,11 @@ def hook(app):
 
 def _notifications() -> list[tuple[str, int, str]]:
     db.session.rollback()
+    # SLA notifications only: a resolution also mails its satisfaction survey (csat).
     rows = db.session.execute(select(Notification.event, Notification.recipient_id,
-                                     Notification.dedupe_key).order_by(Notification.id)).all()
+                                     Notification.dedupe_key)
+                              .where(Notification.event.like("sla.%"))
+                              .order_by(Notification.id)).all()
     db.session.rollback()
     return [tuple(r) for r in rows]
 

@@ -342,8 +342,10 @@ def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
     in the same transaction: every kind gets its clocks kept without doing anything.
     """
     from servicedesk.sla.service import refresh_changed_tickets
+    from servicedesk.csat.service import survey_resolutions
 
     refresh_changed_tickets(hooks)
+    survey_resolutions(hooks)  # a satisfaction survey (and its e-mail) per resolution
     try:
         db.session.commit()
     except StaleDataError:

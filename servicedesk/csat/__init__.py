@@ -1,0 +1,1 @@
+"""Customer satisfaction: one survey per resolution, answered through a signed link."""
