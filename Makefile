@@ -34,8 +34,12 @@ services:
 system-packages:
 	.ci/ensure-system-packages
 
+# Two processes (pytest-xdist), one test file each at a time: the suite is mostly
+# CPU-bound Python and must stay under 10 minutes on a 2-core machine.
+PYTEST_WORKERS ?= 2
+
 test: install-test system-packages services
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Printed figures, not a test: e.g. make bench-api BENCH_ARGS="--db both --incidents 2000"
 bench-api: install-test services

@@ -30,6 +30,45 @@ KEEP = {"alembic_version"}
 
 BACKENDS = ["sqlite", "postgresql"]
 
+# Redis databases the tests may use, per pytest-xdist worker (``make test`` runs the
+# suite in parallel processes): a test asks for one of the first worker's numbers and
+# gets its own process's counterpart, so two workers never flush each other's jobs.
+_REDIS_DATABASES = {
+    "gw0": (9, 10, 11, 12, 13),
+    "gw1": (1, 2, 3, 4, 5),
+    "gw2": (6, 7, 8, 14, 15),
+}
+
+
+def redis_test_url(database: int, env: str | None = None) -> str:
+    """``redis://127.0.0.1:6379/<n>`` for this test process (see _REDIS_DATABASES).
+
+    ``database`` is one of 9..13; ``env`` names a variable that overrides the URL.
+    """
+    if env and os.environ.get(env):
+        return os.environ[env]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if worker not in _REDIS_DATABASES:
+        raise RuntimeError(f"no Redis databases reserved for pytest-xdist worker {worker}; "
+                           "run with at most 3 workers")
+    number = _REDIS_DATABASES[worker][_REDIS_DATABASES["gw0"].index(database)]
+    return f"redis://127.0.0.1:6379/{number}"
+
+
+@pytest.fixture
+def redis_url():
+    """An empty Redis database of this test process's own (database "10")."""
+    from redis import Redis
+
+    url = redis_test_url(10)
+    connection = Redis.from_url(url)
+    connection.flushdb()
+    try:
+        yield url
+    finally:
+        connection.flushdb()
+        connection.close()
+
 
 def migrate(url: str) -> None:
     env = {**os.environ, "SERVICEDESK_DATABASE_URL": url}

@@ -9,7 +9,7 @@ import zlib
 from datetime import timedelta
 
 import pytest
-from conftest import SERVICEDESK
+from conftest import SERVICEDESK, redis_test_url
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -24,7 +24,7 @@ from servicedesk.tickets.models import AuditEntry, Ticket
 from servicedesk.types import utcnow
 
 AUTO_CLOSE = "servicedesk.incidents.jobs.auto_close_resolved"
-TEST_REDIS_URL = os.environ.get("SERVICEDESK_TEST_REDIS", "redis://127.0.0.1:6379/13")
+TEST_REDIS_URL = redis_test_url(13, "SERVICEDESK_TEST_REDIS")
 
 
 def _resolved(world, desk, days_ago: float) -> str:

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 import ldap_server as ls
+from conftest import redis_test_url
 from servicedesk.extensions import db
 from servicedesk.identity import service as identity
 from servicedesk.identity.models import Group, User
@@ -429,7 +430,7 @@ def test_with_redis_the_sync_is_a_json_job_run_by_a_real_worker(staff, app):
     from servicedesk.jobs import QUEUE_NAME
     from servicedesk.worker import AppWorker
 
-    url = os.environ.get("SERVICEDESK_TEST_REDIS", "redis://127.0.0.1:6379/13")
+    url = redis_test_url(13, "SERVICEDESK_TEST_REDIS")
     redis = Redis.from_url(url)
     redis.flushdb()
     app.config["SERVICEDESK_REDIS_URL"] = url

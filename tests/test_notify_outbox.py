@@ -18,7 +18,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
-from conftest import SERVICEDESK
+from conftest import SERVICEDESK, redis_test_url
 from flask.cli import ScriptInfo
 from redis import Redis
 from rq.job import Job, JobStatus
@@ -37,7 +37,7 @@ from servicedesk.notify.service import queue_notification
 from servicedesk.plugins import hookimpl
 from servicedesk.types import utcnow
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = redis_test_url(11)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from conftest import SERVICEDESK
+from conftest import SERVICEDESK, redis_test_url
 from redis import Redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -33,7 +33,7 @@ CALENDARS = "/console/sla/calendars"
 POLICIES = "/console/sla/policies"
 OLAS = "/console/sla/olas"
 OFFICE_WEEK = {str(d): [["09:00", "17:00"]] for d in range(5)}
-TEST_REDIS_URL = os.environ.get("SERVICEDESK_TEST_REDIS_SLA", "redis://127.0.0.1:6379/9")
+TEST_REDIS_URL = redis_test_url(9, "SERVICEDESK_TEST_REDIS_SLA")
 
 
 @pytest.fixture

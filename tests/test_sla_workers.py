@@ -20,7 +20,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from conftest import SERVICEDESK
+from conftest import SERVICEDESK, redis_test_url
 from redis import Redis
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -36,7 +36,7 @@ from servicedesk.sla.service import repair_clocks
 from servicedesk.tickets.models import AuditEntry, Ticket
 from servicedesk.types import utcnow
 
-REDIS_URL = os.environ.get("SERVICEDESK_TEST_SLA_REDIS", "redis://127.0.0.1:6379/12")
+REDIS_URL = redis_test_url(12, "SERVICEDESK_TEST_SLA_REDIS")
 ALWAYS = {str(d): [["00:00", "24:00"]] for d in range(7)}
 BREACH_STEP = {"key": "breach", "metric": "resolution", "trigger": "breach",
                "actions": ["notify_assignee", "notify_group_manager", "raise_level"],
