@@ -18,7 +18,7 @@ from flask import g
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from servicedesk import create_app
+from servicedesk import create_app, refdata
 from servicedesk.extensions import db
 from servicedesk.identity import service as identity
 from servicedesk.tickets.service import DEFAULT_PRIORITY_MATRIX
@@ -166,6 +166,7 @@ def app(session_app):
         yield session_app
         db.session.rollback()
         empty_database()
+        refdata.forget()
         db.session.remove()
     session_app.config.clear()
     session_app.config.update(saved)

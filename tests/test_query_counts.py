@@ -101,6 +101,8 @@ def test_create_statements_do_not_grow_with_the_incidents_that_exist(app, world,
     employee = world.api(desk.employee)
     body = {"title": "Laptop will not boot", "impact": "high", "urgency": "medium",
             "category_id": parent.id, "subcategory_id": child.id}
+    # The first request of a process also loads the SLA reference data (refdata).
+    assert employee.post("/incidents", json={**body, "title": "Warm-up"}).status_code == 201
 
     first, first_sql = counted(app, lambda: employee.post("/incidents", json=body))
     assert first.status_code == 201, first.get_json()
@@ -108,7 +110,7 @@ def test_create_statements_do_not_grow_with_the_incidents_that_exist(app, world,
         assert employee.post("/incidents", json={**body, "title": f"Again {n}"}).status_code == 201
     later, later_sql = counted(app, lambda: employee.post("/incidents", json=body))
     assert later.status_code == 201
-    assert later.get_json()["number"] == "INC000032"
+    assert later.get_json()["number"] == "INC000033"
     assert len(later_sql) == len(first_sql), later_sql
     # Nothing is read back after the writes: hooks and the response use what was written.
     assert later_sql[-1].lstrip().upper().startswith("INSERT"), later_sql
@@ -118,6 +120,7 @@ def test_staff_create_with_group_and_assignee_is_constant_too(app, world, desk):
     agent = world.api(desk.agent)
     body = {"title": "Switch down", "requester": desk.employee.username,
             "group": desk.l1.name, "assignee": desk.agent_b.username}
+    agent.post("/incidents", json={**body, "title": "Warm-up"})  # loads refdata
     first, first_sql = counted(app, lambda: agent.post("/incidents", json=body))
     assert first.status_code == 201, first.get_json()
     for n in range(20):

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
-from servicedesk import types
+from servicedesk import refdata, types
 from servicedesk.errors import Conflict, NotFound, ValidationError
 from servicedesk.extensions import db, read_only_transaction
 from servicedesk.identity.models import Group, User
@@ -205,12 +205,21 @@ def _spans(events: Sequence[OlaEvent], start: datetime, now: datetime):
 # --- on the database: keeping the clock rows -------------------------------------------
 
 
+_OLAS_FINGERPRINT = refdata.fingerprint_sql("group_olas", "sla_calendars")
+
+
 def active_olas() -> dict[int, GroupOla]:
-    """Active OLAs by group id, with their calendars."""
+    """Active OLAs by group id, with their calendars: read-only copies, cached per
+    process while the tables' fingerprint holds (servicedesk.refdata)."""
+    return refdata.cached("group_olas", _OLAS_FINGERPRINT, _load_active_olas)
+
+
+def _load_active_olas() -> dict[int, GroupOla]:
     with db.session.no_autoflush:
-        return {o.group_id: o for o in db.session.scalars(
-            select(GroupOla).where(GroupOla.active.is_(True))
-            .options(joinedload(GroupOla.calendar)))}
+        rows = db.session.scalars(select(GroupOla).where(GroupOla.active.is_(True))
+                                  .options(joinedload(GroupOla.calendar)))
+        return {o.group_id: refdata.transient_copy(o, calendar=refdata.transient_copy(o.calendar))
+                for o in rows}
 
 
 def refresh_olas(tickets: Iterable[Ticket], *, now: datetime | None = None,

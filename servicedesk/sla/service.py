@@ -22,7 +22,7 @@ from sqlalchemy import inspect, select, true, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from servicedesk import types
+from servicedesk import refdata, types
 from servicedesk.errors import Forbidden
 from servicedesk.extensions import db
 from servicedesk.identity.models import User
@@ -33,6 +33,7 @@ from servicedesk.sla.clocks import (
     compute_clocks,
     elapsed_percent,
     events_from_history,
+    stopped_seconds,
 )
 from servicedesk.sla.models import METRICS, SlaCalendar, SlaClock, SlaPolicy
 from servicedesk.sla.schemas import MAX_MINUTES
@@ -134,14 +135,32 @@ def calendar_for(row: SlaCalendar) -> BusinessCalendar:
 # --- policies ------------------------------------------------------------------------
 
 
+_POLICIES_FINGERPRINT = refdata.fingerprint_sql("sla_policies", "sla_calendars")
+
+
 def active_policies() -> list[SlaPolicy]:
-    """Active policies in match order (position, then id), with their calendars."""
+    """Active policies in match order (position, then id), with their calendars.
+
+    Read-only copies, cached per process while the tables' fingerprint holds (see
+    servicedesk.refdata): one small query per call instead of loading them all.
+    """
+    return refdata.cached("sla_policies", _POLICIES_FINGERPRINT, _load_active_policies)
+
+
+def _load_active_policies() -> list[SlaPolicy]:
     with db.session.no_autoflush:
-        return list(db.session.scalars(
+        rows = db.session.scalars(
             select(SlaPolicy).where(SlaPolicy.active.is_(True))
             .options(joinedload(SlaPolicy.calendar))
             .order_by(SlaPolicy.position, SlaPolicy.id)
-        ))
+        )
+        calendars = {}
+        policies = []
+        for row in rows:
+            if row.calendar_id not in calendars:
+                calendars[row.calendar_id] = refdata.transient_copy(row.calendar)
+            policies.append(refdata.transient_copy(row, calendar=calendars[row.calendar_id]))
+        return policies
 
 
 def policy_matches(policy: SlaPolicy, ticket: Ticket) -> bool:
@@ -291,7 +310,8 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
         else:
             entries = _history(ticket) if history is None else history
             events = events_from_history(ticket, entries)
-            states = compute_clocks(ticket, events, targets, calendar_for(policy.calendar), now)
+            calendar = calendar_for(policy.calendar)
+            states = compute_clocks(ticket, events, targets, calendar, now)
         changed = False
         rows = []
         for metric in METRICS:
@@ -302,7 +322,9 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
                     changed = True
                 set_committed_value(ticket, f"{metric}_clock", None)
                 continue
-            values = {"policy_id": policy.id, **state.row_values()}
+            values = {"policy_id": policy.id, **state.row_values(),
+                      # reports: business time the clock ran, once it stopped
+                      "elapsed_seconds": stopped_seconds(state, calendar)}
             if row is None:
                 row = SlaClock(ticket_id=ticket.id, metric=metric, **values)
                 db.session.add(row)
