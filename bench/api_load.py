@@ -58,7 +58,6 @@ import itertools
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import statistics
@@ -67,13 +66,19 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SERVICEDESK = str(BIN / "servicedesk")
-GUNICORN = str(BIN / "gunicorn")
+from _support import (
+    ROOT,
+    load_average,
+    log,
+    percentile,
+    postgresql_database,
+    sqlite_database,
+    upgrade,
+)
+
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 PG_ADMIN_DSN = os.environ.get("SERVICEDESK_BENCH_PG",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -87,52 +92,6 @@ LEVELS = ("high", "medium", "low")
 REQUESTERS = 40
 
 
-def log(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def load_average() -> str:
-    """The 1-minute load average and the CPU count: other work on the machine skews rates."""
-    try:
-        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-    except OSError:
-        return "unknown"
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil
-    return ordered[int(rank) - 1]
-
-
-# --- databases -----------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_database():
-    tmp = tempfile.mkdtemp(prefix="sd-bench-")
-    try:
-        yield "sqlite:///" + os.path.join(tmp, "bench.sqlite")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def postgresql_database(admin_dsn: str):
-    import psycopg
-
-    name = "bench_" + secrets.token_hex(6)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def app_env(url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEDESK_")}
     env.update(
@@ -141,11 +100,6 @@ def app_env(url: str) -> dict:
         SERVICEDESK_COOKIE_SECURE="false",
     )
     return env
-
-
-def migrate(env: dict) -> None:
-    subprocess.run([SERVICEDESK, "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
 
 
 def make_app(env: dict):
@@ -476,11 +430,11 @@ def queue_load(port: int, token: str, requests: int, warmup: int = 50) -> dict:
 
 def run_backend(kind: str, args) -> dict:
     log(f"== {kind} ==")
-    database = sqlite_database() if kind == "sqlite" else postgresql_database(args.pg_dsn)
+    database = sqlite_database() if kind == "sqlite" else postgresql_database(args.pg_dsn, "bench_", 6)
     with database as url, tempfile.TemporaryDirectory(prefix="sd-bench-log-") as logdir:
         env = app_env(url)
         started = time.perf_counter()
-        migrate(env)
+        upgrade(env)
         app = make_app(env)
         seeded = seed(app)
         log(f"  database migrated and seeded in {time.perf_counter() - started:.1f} s "

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -42,45 +41,20 @@ import tempfile
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SERVICEDESK = str(Path(sys.executable).with_name("servicedesk"))
+from _support import (
+    ROOT,
+    SERVICEDESK,
+    bench_app,
+    load_average,
+    log,
+    migrate,
+    percentile,
+    postgresql_database,
+)
+
 TARGET_P95 = 2.0
 LEAD_SECONDS = 5.0  # at least this long between the clocks' recomputation and the first instant
-
-
-def log(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-    except OSError:
-        return "unknown"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
-
-
-@contextmanager
-def postgresql_database(admin_dsn: str):
-    import psycopg
-
-    name = "sdbench_late_" + secrets.token_hex(5)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -212,16 +186,9 @@ def main(argv=None) -> int:
     tickets = args.instants // 2
     log(f"SLA lateness benchmark: {tickets * 2:,} instants ({tickets:,} tickets) due over "
         f"{args.window:.0f} s, one worker; load {load_average()}")
-    with postgresql_database(args.pg_dsn) as url:
-        env = {**os.environ, "SERVICEDESK_DATABASE_URL": url,
-               "SERVICEDESK_SECRET_KEY": secrets.token_hex(16),
-               "SERVICEDESK_REDIS_URL": args.redis_url}
-        subprocess.run([SERVICEDESK, "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                       capture_output=True)
-        from servicedesk import create_app
-
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SERVICEDESK_REDIS_URL": None,
-                          "SECRET_KEY": env["SERVICEDESK_SECRET_KEY"]})
+    with postgresql_database(args.pg_dsn, "sdbench_late_") as url:
+        env = migrate(url, SERVICEDESK_REDIS_URL=args.redis_url)
+        app = bench_app(url, env)
         try:
             with app.app_context(), processes(env, ["worker"], ["scheduler"]) as (_procs, logs):
                 seeded = seed(args.notify)

@@ -41,54 +41,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SERVICEDESK = str(Path(sys.executable).with_name("servicedesk"))
+from _support import load_average, log, migrated_app, postgresql_database
+
 TARGET_SECONDS = 2.0
-
-
-def log(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
-    except OSError:
-        return "unknown"
-
-
-@contextmanager
-def postgresql_database(admin_dsn: str):
-    import psycopg
-
-    name = "sdbench_sla_" + secrets.token_hex(5)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def make_app(url: str):
-    env = {"SERVICEDESK_DATABASE_URL": url, "SERVICEDESK_SECRET_KEY": secrets.token_hex(16)}
-    subprocess.run([SERVICEDESK, "db", "upgrade"], env={**os.environ, **env}, cwd=ROOT,
-                   check=True, capture_output=True)
-    from servicedesk import create_app
-
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": env["SERVICEDESK_SECRET_KEY"],
-                       "SERVICEDESK_REDIS_URL": None})
 
 
 def seed(app) -> dict:
@@ -236,8 +195,8 @@ def main(argv=None) -> int:
     redis.ping()
     log(f"SLA sweep benchmark: {args.tickets:,} open tickets, {args.due_percent} % due; "
         f"load {load_average()}")
-    with postgresql_database(args.pg_dsn) as url:
-        app = make_app(url)
+    with postgresql_database(args.pg_dsn, "sdbench_sla_") as url:
+        app = migrated_app(url)
         with app.app_context():
             from servicedesk.extensions import db
             from servicedesk.sla import escalation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     _init_cmdb(app)
     _register_api(app)
     _register_web(app)
+    _register_plugin_extensions(app)
     _register_errors(app)
     app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
@@ -57,6 +59,8 @@ def _import_models():
     from servicedesk.notify import models as _notify  # noqa: F401
     # The outbox's session listeners (hand new rows to a worker after commit).
     from servicedesk.notify import service as _notify_service  # noqa: F401
+    # Notification rules, preferences, watchers (and the audit collector of notify_hooks).
+    from servicedesk.notify import preferences as _notify_preferences  # noqa: F401
     from servicedesk.sla import models as _sla  # noqa: F401
     from servicedesk.tickets import models as _tickets  # noqa: F401
     # CMDB tables, and the tickets' link to them (ticket_cis).
@@ -64,7 +68,14 @@ def _import_models():
     from servicedesk import cmdb_links as _cmdb_links  # noqa: F401
     from servicedesk.kb import models as _kb  # noqa: F401
     from servicedesk.csat import models as _csat  # noqa: F401
+    from servicedesk.changes import models as _changes  # noqa: F401
+    from servicedesk.approvals import models as _approvals  # noqa: F401
+    from servicedesk.reports import models as _reports  # noqa: F401  (report indexes)
     from servicedesk import plugin_admin as _plugin_admin  # noqa: F401
+    from servicedesk.problems import models as _problems  # noqa: F401
+    from servicedesk.attachments import models as _attachments  # noqa: F401
+    from servicedesk.catalogue import models as _catalogue  # noqa: F401
+    from servicedesk.requests import models as _requests  # noqa: F401
 
 
 def _init_identity(app: Flask) -> None:
@@ -92,56 +103,76 @@ def _init_cmdb(app: Flask) -> None:
     app.extensions["cmdb"] = {"open_tickets": open_tickets_for}
 
 
+# Every API blueprint, as "module:attribute". Bearer tokens only (no ambient
+# credentials to forge), so none needs CSRF; csat's public one is keyed by its signed link.
+API_BLUEPRINTS = (
+    "servicedesk.incidents.api:blp",
+    "servicedesk.identity.api:blp",
+    "servicedesk.tickets.api:blp",
+    "servicedesk.sla.api:blp",
+    "servicedesk.notify.api:blp",
+    "cmdb.api:blp",
+    "servicedesk.ldap.api:blp",
+    "servicedesk.kb.api:blp",
+    "servicedesk.csat.api:blp",
+    "servicedesk.csat.api:public_blp",
+    "servicedesk.plugin_admin_views:blp",  # plugin administration
+    "servicedesk.changes.api:blp",  # change management (CHG)
+    "servicedesk.problems.api:blp",  # problems, known errors
+    "servicedesk.catalogue.api:blp",  # the service catalogue
+    "servicedesk.requests.api:blp",  # service requests (REQ)
+    "servicedesk.reports.api:blp",  # KPIs and the category report
+    "servicedesk.approvals.api:blp",  # approvals on any ticket
+    "servicedesk.notify.views:blp",  # notification rules, preferences, watchers
+    "servicedesk.attachments.api:blp",  # files, the inbound mail log
+)
+# Every page blueprint (forms carry CSRF tokens).
+WEB_BLUEPRINTS = (
+    "servicedesk.web.views:bp",
+    "cmdb.views:bp",
+    "servicedesk.incidents.views:bp",
+    "servicedesk.kb.views:bp",
+    "servicedesk.sla.views:bp",
+    "servicedesk.ldap.views:bp",
+    "servicedesk.csat.views:bp",
+    "servicedesk.plugin_admin_views:bp",
+    "servicedesk.problems.views:bp",
+    "servicedesk.attachments.views:bp",  # downloads
+    "servicedesk.reports.views:bp",
+    "servicedesk.approvals.views:bp",  # the approvals inbox
+    "servicedesk.notify.views:bp",  # rules, my notifications, failed deliveries
+    "servicedesk.catalogue.views:bp",
+    "servicedesk.requests.views:bp",
+    "servicedesk.changes.views:bp",
+)
+
+
+def _blueprint(path: str):
+    module, _sep, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def _register_api(app: Flask) -> None:
     from servicedesk.api import Api
-    from servicedesk.identity.api import blp as identity_api
-    from servicedesk.incidents.api import blp as incidents_api
-    from servicedesk.kb.api import blp as kb_api
-    from servicedesk.ldap.api import blp as ldap_api
-    from servicedesk.notify.api import blp as notify_api
-    from servicedesk.sla.api import blp as sla_api
-    from servicedesk.tickets.api import blp as tickets_api
-
-    from cmdb.api import blp as cmdb_api
 
     api = Api(app)
-    for blp in (incidents_api, identity_api, tickets_api, sla_api, notify_api, cmdb_api,
-                ldap_api):
-        api.register_blueprint(blp)
-        csrf.exempt(blp)  # bearer tokens only: no ambient credentials to forge
-    api.register_blueprint(kb_api)
-    csrf.exempt(kb_api)
-    from servicedesk.csat.api import blp as csat_api, public_blp as csat_public_api
-
-    for blp in (csat_api, csat_public_api):  # the public one: the signed link is the key
+    for path in API_BLUEPRINTS:
+        blp = _blueprint(path)
         api.register_blueprint(blp)
         csrf.exempt(blp)
-    from servicedesk.plugin_admin_views import blp as plugins_api  # plugin administration
 
-    api.register_blueprint(plugins_api)
-    csrf.exempt(plugins_api)
+
+def _register_plugin_extensions(app: Flask) -> None:
+    # Plugins' blueprints and CLI commands (hooks servicedesk_blueprints /
+    # servicedesk_cli_commands); a disabled plugin's routes answer 404.
+    from servicedesk.plugins import register_plugin_extensions
+
+    register_plugin_extensions(app)
 
 
 def _register_web(app: Flask) -> None:
-    from servicedesk.incidents.views import bp as incident_pages
-    from servicedesk.kb.views import bp as kb_pages
-    from servicedesk.ldap.views import bp as ldap_pages
-    from servicedesk.sla.views import bp as sla_pages
-    from servicedesk.web.views import bp as web
-    from cmdb.views import bp as cmdb_pages
-
-    app.register_blueprint(web)
-    app.register_blueprint(cmdb_pages)
-    app.register_blueprint(incident_pages)
-    app.register_blueprint(kb_pages)
-    app.register_blueprint(sla_pages)
-    app.register_blueprint(ldap_pages)
-    from servicedesk.csat.views import bp as csat_pages
-
-    app.register_blueprint(csat_pages)
-    from servicedesk.plugin_admin_views import bp as plugin_pages  # plugin administration
-
-    app.register_blueprint(plugin_pages)
+    for path in WEB_BLUEPRINTS:
+        app.register_blueprint(_blueprint(path))
 
 
 def _register_errors(app: Flask) -> None:

@@ -12,6 +12,7 @@
     servicedesk jobs run NAME                   run a periodic job now
     servicedesk sla repair                      recompute open tickets' SLA clocks from history
     servicedesk sla sweep [--batch N]           fire the SLA escalation steps due now
+    servicedesk sla fill-elapsed                business time of clocks stopped before 0018
     servicedesk notify deliver [--limit N]      deliver the notifications due now, once
     servicedesk notify list [--failed]          list notifications (failed deliveries)
     servicedesk notify retry ID                 queue a failed notification again
@@ -260,6 +261,17 @@ def sla_repair(batch):
 
     changed, checked = repair_clocks(batch=batch)
     click.echo(f"sla repair: {changed} of {checked} open tickets changed")
+
+
+@sla.command("fill-elapsed")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 10_000),
+              help="Clocks per transaction.")
+@with_appcontext
+def sla_fill_elapsed(batch):
+    """Give stopped clocks from before revision 0018 their business time (reports)."""
+    from servicedesk.reports.backfill import fill_elapsed
+
+    click.echo(f"sla fill-elapsed: {fill_elapsed(batch=batch)} clocks filled")
 
 
 @sla.command("sweep")

@@ -46,8 +46,9 @@ ticket_cis = db.Table(
     Index("ix_ticket_cis_ci", "ci_id", "ticket_id"),
 )
 
-# The console page of each ticket kind (problems, changes, requests: when they exist).
-TICKET_PAGES = {"incident": "incidents.console_incident"}
+# The page of each ticket kind, by endpoint name (the CMDB's "open tickets on this CI").
+TICKET_PAGES = {"incident": "incidents.console_incident", "problem": "problems.console_problem",
+                "change": "changes.page", "request": "requests.request_page"}
 
 
 # --- reading a ticket's CIs ----------------------------------------------------------

@@ -10,6 +10,10 @@ from servicedesk.extensions import db
 from servicedesk.identity import service as identity
 from servicedesk.incidents.models import Incident
 from servicedesk.incidents.service import create_incident, transition_incident
+from servicedesk.problems.demo import seed_demo as seed_problems
+from servicedesk.catalogue.demo import seed_demo as seed_catalogue
+from servicedesk.changes.demo import seed_demo as seed_changes
+from servicedesk.channels import seed_demo as seed_mail
 from servicedesk.sla import admin as sla_admin
 from servicedesk.sla.models import SlaCalendar, SlaPolicy
 from servicedesk.sla.service import repair_clocks
@@ -47,10 +51,12 @@ CALENDARS = [
     ("Business hours", "Europe/Berlin", {str(day): WORKDAY for day in range(5)}),
     ("24x7", "UTC", {str(day): [["00:00", "24:00"]] for day in range(7)}),
 ]
+# SLAs are promises to the people IT serves: problems and changes get no clocks.
+SLA_KINDS = ["incident", "request"]
 POLICIES = [
     # name, calendar, rules, response minutes, resolution minutes
-    ("P1 critical", "24x7", {"priorities": [1]}, 30, 4 * 60),
-    ("Standard", "Business hours", {}, 3 * 60, 8 * 60),
+    ("P1 critical", "24x7", {"kinds": SLA_KINDS, "priorities": [1]}, 30, 4 * 60),
+    ("Standard", "Business hours", {"kinds": SLA_KINDS}, 3 * 60, 8 * 60),
 ]
 # Escalation steps (format: servicedesk.sla.escalation). Standard: respond within 3
 # business hours or the assignee is told; resolve within 8 or the support manager (the
@@ -117,6 +123,10 @@ def seed_demo() -> list[tuple[str, str]]:
     repair_clocks()  # incidents seeded before the SLA policies existed get their clocks
     seed_kb()
     cmdb_links.seed_demo()  # CI classes, a small estate, the mailbox incident on its CI
+    seed_problems()  # a known error linked to two of the incidents (servicedesk.problems)
+    seed_catalogue()  # two services, "New laptop" and "VPN access" (servicedesk.catalogue)
+    seed_changes()  # CAB groups, a standard template, a scheduled change, a month-end freeze
+    seed_mail()  # an incident that came in by e-mail, with an attachment (servicedesk.channels)
     return [(u[0], u[1]) for u in USERS] + vip_users
 
 

@@ -141,6 +141,31 @@ def servicedesk_notifiers() -> list:
 
 
 # -------------------------------------------------------------------------------------
+# inbound channels
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def servicedesk_channels() -> list:
+    """Inbound channels this plugin provides (e-mail, chat, ...).
+
+    Called when a channel is needed (``servicedesk.channels.get_channel``): by the
+    periodic job ``poll-channels``, and by the plugin's own commands (the built-in
+    ``email`` plugin's ``servicedesk mail ingest|poll``). Each channel is an
+    object with a ``name`` (``"email"``; tickets it raises carry it as their channel) and
+    any of: ``ingest(raw: bytes)`` (one message handed in, e.g. by an MTA pipe) and
+    ``poll()`` (fetch and process what is waiting; called every minute by the job, so
+    it must be idempotent and cheap when there is nothing to do, and may skip a run).
+    Both return :class:`servicedesk.channels.InboundResult` (``poll`` a list of them)
+    and must raise nothing for a bad message: it is a ``"rejected"`` result. Channels
+    create and comment tickets through the service functions, with the sender as the
+    actor, and record each message in ``inbound_messages`` (one row per message id).
+
+    :return: a list of channels.
+    """
+
+
+# -------------------------------------------------------------------------------------
 # CMDB
 # -------------------------------------------------------------------------------------
 
@@ -183,4 +208,50 @@ def servicedesk_settings_schema():
     "not set", and a secret left out of a save keeps its value.
 
     :return: a :class:`marshmallow.Schema` subclass or instance (``None``: no settings).
+    """
+
+
+# -------------------------------------------------------------------------------------
+# extending the web, the CLI and the admin pages
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def servicedesk_blueprints() -> list:
+    """Flask blueprints (pages, endpoints) this plugin adds to the web application.
+
+    Called once per plugin at application creation, directly (not time-boxed: there
+    is no request yet), for every loaded plugin, enabled or not: routes cannot be added
+    later. While an admin has the plugin disabled, every route of its blueprints
+    answers 404. Blueprints are CSRF-protected like every page; an endpoint that
+    authenticates its callers otherwise (a signature) exempts itself with
+    ``servicedesk.extensions.csrf.exempt``. Each blueprint checks its own permissions.
+
+    :return: a list of :class:`flask.Blueprint`.
+    """
+
+
+@hookspec
+def servicedesk_cli_commands() -> list:
+    """click commands (or groups) this plugin adds to the ``servicedesk`` command.
+
+    Called once per plugin at application creation, directly, for every loaded plugin;
+    a command of a disabled plugin exits with an error saying so. Commands run with the
+    application context pushed (as ``flask.cli.with_appcontext``); a name already taken
+    by servicedesk or another plugin is logged and skipped.
+
+    :return: a list of :class:`click.Command`.
+    """
+
+
+@hookspec
+def servicedesk_admin_pages() -> list:
+    """Admin pages this plugin offers, linked from the admin's plugin page.
+
+    Called when the plugin page renders (time-boxed and isolated, enabled plugins only).
+    The pages themselves are usually routes of the plugin's ``servicedesk_blueprints``,
+    which must check that the user is an admin.
+
+    :return: a list of ``(title, endpoint)`` pairs: a title to show and the Flask
+        endpoint name to link to (``url_for(endpoint)``, no arguments).
     """

@@ -29,6 +29,10 @@ PERIODIC_JOBS = {
     "sla-sweep": ("servicedesk.sla.jobs.sweep", 60),
     # Starts a directory sync when the configured interval (admin settings) has passed.
     "ldap-sync": ("servicedesk.ldap.jobs.scheduled_sync", 60),
+    # Inbound channels that poll (e-mail over IMAP): one pass each.
+    "poll-channels": ("servicedesk.channels.poll_channels", 60),
+    # Pending approvals past their due instant: escalated once to the approvers' managers.
+    "approvals-escalate": ("servicedesk.approvals.jobs.escalate_overdue", 300),
 }
 # In-process (no Redis), a sweep is the only thing that fires SLA steps (there is no
 # enqueue_at): run it more often. The timer ticks at least this often too.

@@ -86,9 +86,12 @@ def read_disabled() -> frozenset[str]:
             select(PluginState.name).where(PluginState.enabled.is_(False))))
 
 
-def load_settings(name: str) -> dict:
-    state = db.session.get(PluginState, name)
-    stored = dict(state.settings or {}) if state is not None else {}
+def load_settings(name: str, stored: dict | None = None) -> dict:
+    """The saved settings of plugin ``name`` through its schema; ``stored``: the saved
+    values already read (``servicedesk.plugins`` hands plugin threads a snapshot)."""
+    if stored is None:
+        state = db.session.get(PluginState, name)
+        stored = dict(state.settings or {}) if state is not None else {}
     schema = settings_schema(name)
     if schema is None:
         return stored

@@ -6,6 +6,8 @@ function and shows the result. Admins only (the API answers 403 to others, the p
 
 from __future__ import annotations
 
+import json
+
 import marshmallow as ma
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.views import MethodView
@@ -114,8 +116,9 @@ def settings(name):
     plugin = plugin_admin.get_plugin(me(), name)
     problem, values = None, dict(plugin.settings)
     if request.method == "POST":
-        values = _form_values(plugin)
+        values = dict(request.form)
         try:
+            values = _form_values(plugin)
             plugin_admin.update_settings(me(), name, values)
         except ServiceError as exc:
             problem = exc
@@ -124,23 +127,43 @@ def settings(name):
             return redirect(url_for("plugin_pages.settings", name=name))
     status = problem.status if problem else 200
     return render_template("plugins/settings.html", plugin=plugin, values=values,
+                           json_types=JSON_TYPES,
                            problem=problem), status
+
+
+# Settings fields edited as JSON text on the page (a list of endpoints, a map...).
+JSON_TYPES = frozenset({"list", "dict", "nested", "tuple"})
 
 
 def _form_values(plugin) -> dict:
     """The form's text as JSON values the schema can load (checkboxes are booleans,
-    empty optional fields are left out so defaults apply)."""
-    values = {}
+    lists and maps are JSON text, empty optional fields are left out so defaults apply).
+    Text that is not JSON where JSON is expected is a 422 naming the field."""
+    values, errors = {}, {}
     for spec in plugin.settings_fields:
         name = spec["name"]
         if spec["type"] == "boolean":
             values[name] = request.form.get(name) == "1"
             continue
         text = request.form.get(name, "")
-        if text == "" and not spec["required"]:
+        if text.strip() == "" and not spec["required"]:
+            continue
+        if spec["type"] in JSON_TYPES:
+            try:
+                values[name] = json.loads(text)
+            except ValueError as exc:
+                errors[name] = [gettext("Not valid JSON: %(error)s", error=str(exc))]
             continue
         values[name] = text
+    if errors:
+        raise ValidationError(gettext("Some settings are not valid JSON."), fields=errors)
     return values
+
+
+@bp.app_template_filter("settings_json")
+def settings_json(value) -> str:
+    """A list or map setting as the page's JSON text."""
+    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 @bp.before_request

@@ -138,6 +138,11 @@ def backend(request):
 def session_app(backend, request):
     url = request.getfixturevalue(f"{backend}_url")
     app = make_app(url)
+    with app.app_context():
+        # What the migrations seed (default notification rules, ...) is emptied after
+        # every test, so the first test must not see it either: every test starts alike.
+        empty_database()
+        db.session.remove()
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -139,6 +139,27 @@ def test_cancelling_offers_no_survey_and_each_resolution_gets_its_own(app, world
     assert len(surveys(number)) == 2
 
 
+def test_resolving_a_problem_asks_nobody_but_its_resolved_incidents_are_surveyed(
+        app, world, people):
+    """Surveys are for the people IT serves: not for problems (raised by staff)."""
+    incident = world.incident(people.employee)["number"]
+    staff = world.api(people.agent)
+    created = staff.post("/problems", json={"title": "Toner smears", "incidents": [incident]})
+    assert created.status_code == 201, created.get_json()
+    problem = created.get_json()["number"]
+    for body in ({"to": "investigating"},
+                 {"to": "resolved", "resolution_notes": "New fuser unit.",
+                  "resolve_incidents": True}):
+        moved = staff.post(f"/problems/{problem}/transition", json=body)
+        assert moved.status_code == 200, moved.get_json()
+    assert surveys(problem) == [] and survey_mails(problem) == []
+    assert "problem" not in csat.SURVEYED_KINDS and "change" not in csat.SURVEYED_KINDS
+    # The incident it resolved is the employee's: she is asked about that one.
+    [survey] = surveys(incident)
+    [mail] = survey_mails(incident)
+    assert mail.recipient_id == people.employee.id and survey.ticket.kind == "incident"
+
+
 # --- answering ------------------------------------------------------------------------
 
 

@@ -35,3 +35,9 @@ def test_the_work_item_core_does_not_depend_on_any_ticket_kind():
         if name.startswith(PROCESS_PACKAGES)
     ]
     assert not offenders
+
+
+def test_the_shared_page_helpers_depend_on_no_ticket_kind():
+    # Every kind's pages import servicedesk.web.helpers: it may not depend on one of them.
+    path = ROOT / "servicedesk" / "web" / "helpers.py"
+    assert not [name for name in _imports(path) if name.startswith(PROCESS_PACKAGES)]

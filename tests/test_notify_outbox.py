@@ -146,9 +146,16 @@ def test_the_message_is_rendered_in_the_recipients_language_or_english(world, de
                                  context={"actor": desk.employee})
     assert "هشدار" in fa.subject and "پاسخ اولیه" in fa.body_text
     assert de.subject.startswith(f"[{ticket.number}] SLA warning")
-    # No Persian template for ticket.created: English, still in the Persian page direction.
-    assert "was raised by Emma Employee" in created.body_text
-    assert 'dir="rtl"' in created.body_html
+    assert "Emma Employee" in created.body_text and "was raised" not in created.body_text
+    # A language the desk speaks but has no mail templates for (an admin added Arabic to
+    # SERVICEDESK_LOCALES): English, still in that language's page direction.
+    world.app.config["SERVICEDESK_LOCALES"] = [*world.app.config["SERVICEDESK_LOCALES"], "ar"]
+    arabic = world.user("agent", groups=[desk.l1])
+    arabic.locale = "ar"
+    english = queue_notification("ticket.created", arabic, ticket=ticket,
+                                 dedupe_key="created-ar", context={"actor": desk.employee})
+    assert "was raised by Emma Employee" in english.body_text
+    assert 'dir="rtl"' in english.body_html
 
 
 @pytest.mark.parametrize("event, context, expected", [

@@ -1,1 +1,1 @@
-"""servicedesk's built-in e-mail plugin: outbound SMTP notifier (and, later, inbound mail)."""
+"""servicedesk's built-in e-mail plugin: outbound SMTP notifier and the inbound e-mail channel."""

@@ -1,5 +1,9 @@
 """Hook implementations of the e-mail plugin (registered by the ``email`` entry point).
 
+Inbound, the ``email`` channel (``servicedesk_channels``): messages piped in by the
+MTA (``servicedesk mail ingest``) or polled over IMAP (``imap.py``) are processed by
+``inbound.py``; its settings are the plugin's (``servicedesk_settings_schema``).
+
 The ``email`` notifier: sends outbox rows over SMTP (STARTTLS, implicit TLS or plain),
 as multipart/alternative text + HTML, with the Message-ID / In-Reply-To / References
 headers the outbox computed, so mail clients thread the messages of one ticket.
@@ -21,11 +25,16 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 
 from flask import current_app
+from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as SchemaError
 
 from servicedesk.notify.render import header_safe
 from servicedesk.notify.service import Message, PermanentFailure
 from servicedesk.plugins import hookimpl
 from servicedesk.types import utcnow
+
+from servicedesk_email import inbound
+from servicedesk_email.inbound import DEFAULT_ALLOWED_TYPES
 
 SECURITY_MODES = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -162,3 +171,86 @@ class SmtpNotifier:
 @hookimpl
 def servicedesk_notifiers():
     return [SmtpNotifier(SmtpSettings.from_config(current_app.config))]
+
+
+# --- inbound: the ``email`` channel ---------------------------------------------------
+
+
+class InboundMailSettings(Schema):
+    """What admins set for inbound mail (``servicedesk plugins settings email``)."""
+
+    unknown_senders = fields.String(
+        load_default="reject", validate=validate.OneOf(["reject", "create"]),
+        metadata={"description": "Mail from an address no user has: refuse it, or create "
+                                 "a requester account for it."})
+    max_attachment_bytes = fields.Integer(
+        load_default=10 * 1024 * 1024, validate=validate.Range(1, 100 * 1024 * 1024))
+    max_message_bytes = fields.Integer(
+        load_default=25 * 1024 * 1024, validate=validate.Range(1024, 200 * 1024 * 1024))
+    max_per_sender_per_hour = fields.Integer(
+        load_default=30, validate=validate.Range(1, 100_000),
+        metadata={"description": "Loop guard: more messages than this from one sender in "
+                                 "an hour are ignored."})
+    allowed_types = fields.String(
+        load_default=",".join(DEFAULT_ALLOWED_TYPES), validate=validate.Length(max=4000),
+        metadata={"description": "Comma-separated content types of attachments kept."})
+    imap_host = fields.String(load_default="", validate=validate.Length(max=255),
+                              metadata={"description": "Empty: no IMAP polling."})
+    imap_port = fields.Integer(load_default=None, allow_none=True,
+                               validate=validate.Range(1, 65535))
+    imap_security = fields.String(load_default="ssl",
+                                  validate=validate.OneOf(["ssl", "starttls", "none"]))
+    imap_user = fields.String(load_default="", validate=validate.Length(max=255))
+    imap_password = fields.String(load_default="", metadata={"secret": True})
+    imap_folder = fields.String(load_default="INBOX", validate=validate.Length(1, 255))
+    imap_ca_file = fields.String(
+        load_default="", validate=validate.Length(max=1000),
+        metadata={"description": "CA bundle to verify the IMAP server with (an internal "
+                                 "CA); empty: the system trust store."})
+    imap_batch = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
+
+    @validates_schema
+    def _no_cleartext_password(self, data, **_kwargs):
+        from servicedesk_email.imap import is_loopback
+
+        if (data.get("imap_security") == "none" and data.get("imap_password")
+                and data.get("imap_host") and not is_loopback(data["imap_host"])):
+            raise SchemaError("The IMAP password would cross the network unencrypted; use "
+                              "ssl or starttls.", field_name="imap_security")
+
+
+@hookimpl
+def servicedesk_settings_schema():
+    return InboundMailSettings
+
+
+class EmailChannel:
+    """The ``email`` channel: an MTA pipe (``ingest``) and IMAP polling (``poll``)."""
+
+    name = "email"
+
+    def ingest(self, raw: bytes):
+        return inbound.process(raw)
+
+    def poll(self):
+        from servicedesk.plugins import plugin_settings
+
+        from servicedesk_email import imap
+
+        values = plugin_settings("email")
+        settings = imap.ImapSettings.from_plugin(values)
+        if settings is None:
+            return []  # no IMAP host configured: polling is off
+        return imap.poll_once(settings, inbound.InboundSettings.from_plugin(values))
+
+
+@hookimpl
+def servicedesk_channels():
+    return [EmailChannel()]
+
+
+@hookimpl
+def servicedesk_cli_commands():
+    from servicedesk_email.cli import mail
+
+    return [mail]

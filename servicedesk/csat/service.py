@@ -1,8 +1,12 @@
-"""Satisfaction surveys: offered on every resolution, answered once through a signed link.
+"""Satisfaction surveys: offered on resolution, answered once through a signed link.
+
+Surveys are for the people IT serves: only the kinds in ``SURVEYED_KINDS`` (incidents
+and service requests) get them. Problems and changes are IT's own work items, raised
+by staff: resolving one asks nobody anything.
 
 A survey row is added in the same transaction as the resolution itself:
 ``tickets.service.commit_and_notify`` hands us its hooks right before it commits, so
-every ticket kind gets surveys without doing anything. A *resolution* is a move from an
+a surveyed kind gets surveys without doing anything. A *resolution* is a move from an
 open status into a done one (see the kind's workflow), except withdrawals
 (``NOT_RESOLUTIONS``); each resolution, including one after a reopen, gets its own row
 and its own e-mail (an outbox row, committed with the change).
@@ -36,6 +40,8 @@ EVENT = "ticket.survey"
 SALT = "servicedesk.csat.survey"
 # Done statuses that are not a resolution: nothing was fixed, so nothing to rate.
 NOT_RESOLUTIONS = frozenset({"cancelled", "rejected", "withdrawn"})
+# The ticket kinds whose requesters are asked (Ticket.kind values).
+SURVEYED_KINDS = frozenset({"incident", "request"})
 MAX_COMMENT = 5000
 DEFAULT_LINK_DAYS = 30
 
@@ -74,6 +80,8 @@ def survey_resolutions(hooks: list[tuple[str, dict]]) -> None:
             if name != "servicedesk_ticket_transitioned":
                 continue
             ticket = kwargs["ticket"]
+            if ticket.kind not in SURVEYED_KINDS:
+                continue
             source, target = kwargs.get("from_status"), kwargs.get("to_status")
             if _is_resolution(ticket.kind, source, target):
                 _offer(ticket)

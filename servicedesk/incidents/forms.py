@@ -1,78 +1,16 @@
-"""Helpers of the incident pages: HTML form -> schema payload, labels, dropdown choices.
+"""Labels of the incident pages and the humanized durations of the console.
 
-The pages validate with the same marshmallow schemas as the API. A browser sends every
-value as a string and an empty field as ``""``; ``payload`` turns a submitted form into
-what a JSON client would have sent (digits into integers for integer fields, empty
-optional fields left out), so the schema and the service see the same input either way.
+The form plumbing every kind's pages share (``payload``, ``load``, ``flatten``,
+``label``, ``N_``, the group/assignee choices) lives in ``servicedesk.web.helpers``.
 """
 
 from __future__ import annotations
 
-import re
-
 from flask_babel import gettext
-from marshmallow import fields as ma_fields
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from servicedesk.extensions import db
-from servicedesk.identity.models import Group
-
-_INTEGER = re.compile(r"^-?\d{1,18}$")
-
-
-def payload(schema, form, keys, nullable=frozenset()) -> dict:
-    """The JSON-like dict a form submission stands for (only ``keys`` are taken).
-
-    An empty value is left out ("not given"), except for the ``nullable`` keys, where
-    it means "none" and is sent as null (e.g. "nobody" in the assignee select).
-    """
-    data = {}
-    for key in keys:
-        if key not in form:
-            continue
-        value = form.get(key, "")
-        if value.strip() == "":
-            if key in nullable:
-                data[key] = None
-            continue
-        field = schema.fields.get(key)
-        if isinstance(field, ma_fields.Integer) and _INTEGER.match(value.strip()):
-            value = int(value.strip())
-        data[key] = value
-    return data
-
-
-def load(schema, form, keys, nullable=frozenset()) -> dict:
-    """Validate a submitted form with ``schema``; raises marshmallow's ValidationError."""
-    return schema.load(payload(schema, form, keys, nullable))
-
-
-def flatten(messages) -> dict[str, list[str]]:
-    """marshmallow's error messages ({field: [..] | {index: [..]}}) as {field: [reasons]}."""
-    result: dict[str, list[str]] = {}
-
-    def reasons(value):
-        if isinstance(value, dict):
-            return [r for v in value.values() for r in reasons(v)]
-        if isinstance(value, (list, tuple)):
-            return [r for v in value for r in reasons(v)]
-        return [str(value)]
-
-    if not isinstance(messages, dict):
-        return {"_schema": reasons(messages)}
-    for name, value in messages.items():
-        result[str(name)] = reasons(value)
-    return result
-
+from servicedesk.web.helpers import N_
 
 # --- labels (every word a person reads goes through gettext) -------------------------
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction (pybabel's default keywords include N_); translated
-    when shown, by ``label``, in the reader's locale."""
-    return message
 
 
 STATUS_LABELS = {
@@ -144,30 +82,6 @@ FIELD_LABELS = {
     "sla_targets": N_("SLA targets"),
     "_schema": N_("Form"),
 }
-
-
-def label(table: dict, key):
-    """The translated label of ``key`` in ``table``; the key itself if there is none."""
-    if key is None:
-        return ""
-    return gettext(table[key]) if key in table else key
-
-
-# --- dropdown choices ----------------------------------------------------------------
-
-
-def groups() -> list[Group]:
-    """Every group, by support line then name (reference data: not ticket-scoped)."""
-    return list(db.session.scalars(select(Group).order_by(Group.support_line, Group.name)))
-
-
-def staff_by_group() -> list[tuple[Group, list]]:
-    """Active staff members of each group, for the assignee select (grouped by group)."""
-    rows = db.session.scalars(
-        select(Group).options(selectinload(Group.members))
-        .order_by(Group.support_line, Group.name)
-    )
-    return [(g, [u for u in g.members if u.active and u.is_staff]) for g in rows]
 
 
 def humanize_seconds(seconds) -> str:

@@ -25,12 +25,13 @@ from servicedesk.cmdb_links import affected_cis_column, decode_column
 from servicedesk.extensions import db
 from servicedesk.identity.models import STAFF_ROLES, Group, User
 from servicedesk.incidents.models import Incident
-from servicedesk.incidents.service import _encode_cursor, list_criteria
+from servicedesk.incidents.service import list_criteria
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
 from servicedesk.sla.models import SlaCalendar, SlaClock, SlaPolicy
 from servicedesk.sla.ola import decode_ola_column, ola_clocks_column
 from servicedesk.sla.service import calendar_for, clock_summary, iso, targets_summary
 from servicedesk.tickets.models import SLA_NEVER, Category, Ticket
+from servicedesk.tickets.paging import encode_cursor
 
 _Requester, _Assignee = aliased(User), aliased(User)
 _CategoryA, _Subcategory = aliased(Category), aliased(Category)
@@ -197,7 +198,7 @@ def list_incident_items(actor, filters: dict, sort: str, cursor: str | None = No
     if len(rows) > limit:
         rows = rows[:limit]
         last = dict(zip(_TICKET, rows[-1][:_N]))
-        next_cursor = _encode_cursor([_key_value(last, c) for c, _ in columns])
+        next_cursor = encode_cursor([_key_value(last, c) for c, _ in columns])
     now = types.utcnow()
     transitions: dict = {}
     calendars: dict = {}

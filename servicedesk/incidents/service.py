@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from servicedesk import cmdb_links
@@ -20,8 +18,16 @@ from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
 from servicedesk.tickets import service as core
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.sla.models import SlaPolicy
-from servicedesk.tickets.models import Category, Ticket
-from servicedesk.types import UTCDateTime, utcnow
+from servicedesk.tickets.models import Category
+from servicedesk.tickets.paging import (
+    after_cursor,
+    cut_page,
+    decode_cursor,
+    keyset_columns,
+    order_by,
+    to_utc,
+)
+from servicedesk.types import utcnow
 
 WORKFLOW = INCIDENT_WORKFLOW
 
@@ -97,60 +103,6 @@ SORTS = {
 DEFAULT_SORT = "-created_at"
 
 
-def _encode_cursor(values: list) -> str:
-    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, columns) -> list:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != len(columns):
-            raise ValueError
-        decoded = []
-        for (column, _desc), value in zip(columns, values):
-            if isinstance(column.type, UTCDateTime):
-                value = datetime.fromisoformat(value)
-                if value.tzinfo is None:
-                    raise ValueError
-                value = value.astimezone(timezone.utc)  # OverflowError beyond year 1..9999
-            elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
-                raise ValueError
-            decoded.append(value)
-        return decoded
-    except (ValueError, TypeError, OverflowError, UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationError(
-            _("The cursor is not one this server handed out."),
-            fields={"cursor": [_("Invalid cursor.")]},
-        ) from None
-
-
-def _utc(value: datetime, field: str) -> datetime:
-    """``value`` in UTC, as the columns store it; refused (naming ``field``) if it has no
-    time zone or falls outside the years 1-9999 once in UTC (e.g. 0001-01-01T00:00+01:00)."""
-    try:
-        if value.tzinfo is None:
-            raise ValueError
-        return value.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        raise ValidationError(
-            _("%(field)s must be a date-time with a time zone, between the years 1 and 9999 "
-              "in UTC.", field=field),
-            fields={field: [_("Not a date-time with a time zone within the years 1-9999 (UTC).")]},
-        ) from None
-
-
-def _after(columns, values):
-    """Keyset predicate: rows strictly after ``values`` in the order ``columns``."""
-    clauses = []
-    for i, (column, desc) in enumerate(columns):
-        equal = [c == v for (c, _), v in zip(columns[:i], values[:i])]
-        step = column < values[i] if desc else column > values[i]
-        clauses.append(and_(*equal, step))
-    return or_(*clauses)
-
-
 def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
                    cursor: str | None = None, limit: int = 50):
     """Incidents ``actor`` may see, filtered, in ``sort`` order; returns (items, next_cursor).
@@ -164,68 +116,20 @@ def list_incidents(actor: User, filters: dict, sort: str = DEFAULT_SORT,
     rows = list(
         db.session.scalars(query.options(*_LIST_OPTIONS).order_by(*order).limit(limit + 1))
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = _encode_cursor([getattr(last, c.key) for c, _ in columns])
-    return rows, next_cursor
-
-
-def _refuse_probing_filters(actor: User, filters: dict) -> None:
-    """A requester's filters may name only themselves.
-
-    Looking a name up answers "unknown user" or "unknown group" (422) for names that
-    do not exist; to someone who sees only their own incidents these filters do nothing
-    else, so they would only serve to find out which colleagues and groups exist. One
-    answer, whatever the name.
-    """
-    if actor.is_staff:
-        return
-    refused = ["group"] if filters.get("group") else []
-    if filters.get("assignee") not in (None, "", "me", "none"):
-        refused.append("assignee")
-    if filters.get("requester") not in (None, "", "me", actor.username):
-        refused.append("requester")
-    if refused:
-        raise Forbidden(
-            _("You see only the incidents you raised; these filters are for IT staff."),
-            fields={name: [_("Only IT staff filter by other people or groups.")]
-                    for name in refused},
-            code="forbidden_fields",
-        )
+    return cut_page(rows, columns, limit)
 
 
 def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
     """(key columns, WHERE clauses, ORDER BY) of a list page: shared by list_incidents
     and the API's lean read (incidents.listing), so both select the same rows."""
-    if sort not in SORTS:
-        raise ValidationError(
-            _("Unknown sort %(sort)s.", sort=repr(sort)),
-            fields={"sort": [_("One of: %(values)s.", values=", ".join(SORTS))]},
-        )
-    # The tie-breaker is tickets.id, not Incident.id (which renders incidents.id): the
-    # same value, but only a column of ``tickets`` lets an index on it (the queue's
-    # ix_tickets_open_queue: priority, created_at, id) deliver the whole ORDER BY, so
-    # SQLite stops after the page instead of sorting every visible row.
-    columns = SORTS[sort] + ((Ticket.id, SORTS[sort][0][1]),)
-    _refuse_probing_filters(actor, filters)
-    where = [visible_tickets_clause(actor, Incident)]
-    if filters.get("status"):
-        where.append(Incident.status.in_(filters["status"]))
+    columns = keyset_columns(SORTS, sort)  # tie-breaker tickets.id: see there
+    core.refuse_probing_filters(
+        actor, filters,
+        _("You see only the incidents you raised; these filters are for IT staff."))
+    where = [visible_tickets_clause(actor, Incident),
+             *core.list_filters(Incident, actor, filters)]
     if filters.get("priority"):
         where.append(Incident.priority.in_(filters["priority"]))
-    if "open" in filters:
-        where.append(Incident.is_open == (true() if filters["open"] else False))
-    if filters.get("group"):
-        where.append(Incident.group_id == core.find_group(filters["group"]).id)
-    if filters.get("assignee"):
-        who = filters["assignee"]
-        if who == "none":
-            where.append(Incident.assignee_id.is_(None))
-        else:
-            user = actor if who == "me" else core.find_user(who, "assignee")
-            where.append(Incident.assignee_id == user.id)
     if filters.get("requester"):
         who = filters["requester"]
         where.append(
@@ -238,25 +142,16 @@ def list_criteria(actor: User, filters: dict, sort: str, cursor: str | None):
         )
     if filters.get("created_after"):
         where.append(
-            Incident.created_at >= _utc(filters["created_after"], "created_after"))
+            Incident.created_at >= to_utc(filters["created_after"], "created_after"))
     if filters.get("created_before"):
         where.append(
-            Incident.created_at < _utc(filters["created_before"], "created_before"))
+            Incident.created_at < to_utc(filters["created_before"], "created_before"))
     if cursor:
-        where.append(_after(columns, _decode_cursor(cursor, columns)))
-    order = [column.desc() if desc else column.asc() for column, desc in columns]
-    return columns, where, order
+        where.append(after_cursor(columns, decode_cursor(cursor, columns)))
+    return columns, where, order_by(columns)
 
 
 # --- assignment ----------------------------------------------------------------------
-
-
-def _is_member(user: User, group: Group) -> bool:
-    return db.session.scalar(
-        select(
-            exists().where(group_members.c.user_id == user.id, group_members.c.group_id == group.id)
-        )
-    )
 
 
 def _home_group(user: User) -> Group | None:
@@ -280,7 +175,7 @@ def _assignment(ticket: Incident, data: dict) -> dict:
     assignee = ticket.assignee
     if "assignee" in data:
         assignee = core.find_user(data["assignee"], "assignee", staff=True) if data["assignee"] else None
-    elif assignee is not None and group is not None and not _is_member(assignee, group):
+    elif assignee is not None and group is not None and not core.is_member(assignee, group):
         assignee = None  # moved to a group its assignee is not in: back to that queue
     if assignee is not None:
         if group is None:
@@ -292,7 +187,7 @@ def _assignment(ticket: Incident, data: dict) -> dict:
                 )
             changes["group"] = group
             changes["support_line"] = group.support_line
-        elif not _is_member(assignee, group):
+        elif not core.is_member(assignee, group):
             raise ValidationError(
                 _("%(username)s is not a member of %(group)s.",
                   username=assignee.username, group=group.name),

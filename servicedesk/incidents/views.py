@@ -9,17 +9,16 @@ changes on GET. Who may see what is decided by the service layer alone.
 from __future__ import annotations
 
 import re
-from functools import wraps
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
-from flask_login import current_user, login_required
+from flask_login import login_required
 from marshmallow import RAISE
 from marshmallow import ValidationError as SchemaError
 
 from servicedesk import cmdb_links
 from servicedesk.errors import NotFound, ServiceError
-from servicedesk.extensions import db, login_manager
+from servicedesk.extensions import db
 from servicedesk.incidents import forms, service
 from servicedesk.incidents.schemas import (
     EscalateSchema,
@@ -35,6 +34,11 @@ from servicedesk.tickets import service as core
 from servicedesk.tickets.admin import list_categories
 from servicedesk.tickets.models import LEVELS
 from servicedesk.tickets.schemas import CommentCreateSchema
+from servicedesk.web import helpers
+from servicedesk.web.helpers import filter_refusal
+from servicedesk.web.helpers import form_refusal as _problem
+from servicedesk.web.helpers import me, staff_only
+from servicedesk.web.helpers import typed_values as _values
 
 bp = Blueprint("incidents", __name__)
 
@@ -55,44 +59,6 @@ def _no_store():
     g.no_store = True
 
 
-def me():
-    """The signed-in user itself (services need the instance, not Flask-Login's proxy)."""
-    return current_user._get_current_object()
-
-
-def staff_only(view):
-    """Console pages: for requesters they do not exist (404, like a ticket they may not see)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if not current_user.is_staff:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _problem(exc: Exception, form: str) -> dict:
-    """What went wrong with a submitted form, for the page; the unit of work is undone."""
-    db.session.rollback()
-    if isinstance(exc, SchemaError):
-        return {"form": form, "status": 422, "fields": forms.flatten(exc.messages),
-                "message": gettext("Some fields are missing or invalid.")}
-    if exc.status == 404:
-        raise exc  # nothing left to show the form on: the app's 404 page
-    return {"form": form, "status": exc.status, "message": exc.message,
-            "fields": dict(exc.fields or {})}
-
-
-def _values(problem: dict | None) -> dict:
-    """What the user typed, to show again, unless the record changed under them (409)."""
-    if problem is None or problem["status"] == 409:
-        return {}
-    return request.form.to_dict()
-
-
 @bp.app_template_filter("duration")
 def _duration(seconds):
     return forms.humanize_seconds(seconds)
@@ -100,32 +66,32 @@ def _duration(seconds):
 
 @bp.app_template_filter("status_label")
 def _status_label(value):
-    return forms.label(forms.STATUS_LABELS, value)
+    return helpers.label(forms.STATUS_LABELS, value)
 
 
 @bp.app_template_filter("level_label")
 def _level_label(value):
-    return forms.label(forms.LEVEL_LABELS, value)
+    return helpers.label(forms.LEVEL_LABELS, value)
 
 
 @bp.app_template_filter("pending_label")
 def _pending_label(value):
-    return forms.label(forms.PENDING_LABELS, value)
+    return helpers.label(forms.PENDING_LABELS, value)
 
 
 @bp.app_template_filter("resolution_label")
 def _resolution_label(value):
-    return forms.label(forms.RESOLUTION_LABELS, value)
+    return helpers.label(forms.RESOLUTION_LABELS, value)
 
 
 @bp.app_template_filter("action_label")
 def _action_label(value):
-    return forms.label(forms.ACTION_LABELS, value)
+    return helpers.label(forms.ACTION_LABELS, value)
 
 
 @bp.app_template_filter("field_label")
 def _field_label(value):
-    return forms.label(forms.FIELD_LABELS, value)
+    return helpers.label(forms.FIELD_LABELS, value)
 
 
 @bp.app_template_global("owner_of")
@@ -187,7 +153,7 @@ def new_incident():
     problem = None
     if request.method == "POST":
         try:
-            data = forms.load(IncidentCreateSchema(), request.form, CREATE_KEYS)
+            data = helpers.load(IncidentCreateSchema(), request.form, CREATE_KEYS)
             incident = service.create_incident(me(), data, channel="web")
         except (SchemaError, ServiceError) as exc:
             problem = _problem(exc, "new")
@@ -231,7 +197,7 @@ def portal_incident(number):
 @login_required
 def portal_reply(number):
     try:
-        data = forms.load(CommentCreateSchema(), request.form, ("body",))
+        data = helpers.load(CommentCreateSchema(), request.form, ("body",))
         service.comment_incident(me(), number, data["body"], True)
     except (SchemaError, ServiceError) as exc:
         return _portal_page(number, _problem(exc, "reply"))
@@ -244,7 +210,7 @@ def portal_reply(number):
 def portal_transition(number):
     """Confirm the fix (closed), reopen (in_progress) or withdraw (cancelled)."""
     try:
-        data = forms.load(TransitionSchema(), request.form, ("to", "version"))
+        data = helpers.load(TransitionSchema(), request.form, ("to", "version"))
         incident = service.transition_incident(me(), number, data)
     except (SchemaError, ServiceError) as exc:
         return _portal_page(number, _problem(exc, "status"))
@@ -277,21 +243,16 @@ def console():
         # The queue shows open work unless a status is asked for explicitly.
         filters = args if args.get("status") else {"open": True, **args}
         items, next_cursor = service.list_incidents(me(), filters, sort, cursor, PAGE_SIZE)
-    except SchemaError as exc:
-        problem = {"form": "filters", "status": 400, "fields": forms.flatten(exc.messages),
-                   "message": gettext("The filter has unknown or invalid values.")}
-    except ServiceError as exc:
-        db.session.rollback()
-        problem = {"form": "filters", "status": 400, "message": exc.message,
-                   "fields": dict(exc.fields or {})}
+    except (SchemaError, ServiceError) as exc:
+        problem = filter_refusal(exc)
     next_url = None
     if next_cursor:
         kept = {k: v for k, v in raw.items() if k != "cursor"}
         next_url = url_for(".console", **kept, cursor=next_cursor)
     page = render_template(
         "incidents/console_queue.html", incidents=items, next_url=next_url, problem=problem,
-        current=raw, statuses=INCIDENT_WORKFLOW.states, groups=forms.groups(),
-        staff=forms.staff_by_group(),
+        current=raw, statuses=INCIDENT_WORKFLOW.states, groups=helpers.groups(),
+        staff=helpers.staff_by_group(),
     )
     return page, (problem["status"] if problem else 200)
 
@@ -299,7 +260,7 @@ def console():
 def _console_page(number: str, problem: dict | None = None):
     user = me()
     incident = service.get_incident(user, number)
-    groups = forms.groups()
+    groups = helpers.groups()
     next_line = (incident.support_line or 1) + 1
     top, children = _category_choices()
     page = render_template(
@@ -313,7 +274,7 @@ def _console_page(number: str, problem: dict | None = None):
         is_open=INCIDENT_WORKFLOW.is_open(incident.status),
         is_final=INCIDENT_WORKFLOW.is_final(incident.status),
         groups=groups,
-        staff=forms.staff_by_group(),
+        staff=helpers.staff_by_group(),
         next_line=next_line if next_line <= 3 else None,
         escalation_groups=[grp for grp in groups if grp.support_line == next_line],
         categories=top, subcategories=children,
@@ -350,7 +311,7 @@ def console_incident(number):
 @staff_only
 def console_comment(number):
     def action():
-        data = forms.load(CommentCreateSchema(), request.form, ("body", "public"))
+        data = helpers.load(CommentCreateSchema(), request.form, ("body", "public"))
         service.comment_incident(me(), number, data["body"], data["public"])
 
     public = request.form.get("public", "true") != "false"
@@ -362,8 +323,8 @@ def console_comment(number):
 @staff_only
 def console_assign(number):
     def action():
-        data = forms.load(IncidentUpdateSchema(), request.form,
-                          ("group", "assignee", "version"), nullable={"assignee"})
+        data = helpers.load(IncidentUpdateSchema(), request.form,
+                            ("group", "assignee", "version"), nullable={"assignee"})
         service.update_incident(me(), number, data)
 
     return _console_action(number, "assign", action, gettext("Assignment saved."))
@@ -374,7 +335,7 @@ def console_assign(number):
 def console_take(number):
     def action():
         form = {"assignee": me().username, "version": request.form.get("version", "")}
-        data = forms.load(IncidentUpdateSchema(), form, ("assignee", "version"))
+        data = helpers.load(IncidentUpdateSchema(), form, ("assignee", "version"))
         service.update_incident(me(), number, data)
 
     return _console_action(number, "assign", action,
@@ -385,10 +346,10 @@ def console_take(number):
 @staff_only
 def console_transition(number):
     def action():
-        data = forms.load(TransitionSchema(), request.form, TRANSITION_KEYS)
+        data = helpers.load(TransitionSchema(), request.form, TRANSITION_KEYS)
         service.transition_incident(me(), number, data)
 
-    target = forms.label(forms.STATUS_LABELS, request.form.get("to"))
+    target = helpers.label(forms.STATUS_LABELS, request.form.get("to"))
     return _console_action(number, "transition", action,
                            gettext("Status changed to %(status)s.", status=target))
 
@@ -397,7 +358,7 @@ def console_transition(number):
 @staff_only
 def console_escalate(number):
     def action():
-        data = forms.load(EscalateSchema(), request.form, ("group", "note", "version"))
+        data = helpers.load(EscalateSchema(), request.form, ("group", "note", "version"))
         service.escalate_incident(me(), number, data)
 
     return _console_action(number, "escalate", action,
@@ -414,8 +375,8 @@ def console_cis(number):
         refs = [int(p) if p.isascii() and p.isdigit() and len(p) < 11 else p
                 for p in parts if p]
         data = IncidentUpdateSchema(only=("affected_cis", "version")).load(
-            {"affected_cis": refs, **forms.payload(IncidentUpdateSchema(), request.form,
-                                                   ("version",))})
+            {"affected_cis": refs, **helpers.payload(IncidentUpdateSchema(), request.form,
+                                                     ("version",))})
         service.update_incident(me(), number, data)
 
     return _console_action(number, "cis", action, gettext("Configuration items saved."))
@@ -425,8 +386,8 @@ def console_cis(number):
 @staff_only
 def console_edit(number):
     def action():
-        data = forms.load(IncidentUpdateSchema(), request.form, EDIT_KEYS,
-                          nullable={"category_id", "subcategory_id"})
+        data = helpers.load(IncidentUpdateSchema(), request.form, EDIT_KEYS,
+                            nullable={"category_id", "subcategory_id"})
         service.update_incident(me(), number, data)
 
     return _console_action(number, "edit", action, gettext("Changes saved."))

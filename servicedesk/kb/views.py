@@ -9,23 +9,22 @@ changes is a POST with a CSRF token.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from babel import Locale, UnknownLocaleError
 from flask_babel import get_locale, gettext
-from flask_login import current_user, login_required
+from flask_login import login_required
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
 
 from servicedesk.errors import NotFound, ServiceError
-from servicedesk.extensions import db, login_manager
+from servicedesk.extensions import db
 from servicedesk.identity.models import STAFF_ROLES, User
-from servicedesk.incidents import forms
 from servicedesk.kb import analytics, markdown, service, workflow
 from servicedesk.kb.schemas import ArticleCreateSchema, ArticleUpdateSchema
 from servicedesk.kb.workflow import AUDIENCES, STATES
 from servicedesk.tickets.admin import list_categories
+from servicedesk.web import helpers
+from servicedesk.web.helpers import N_, me, staff_only
 
 bp = Blueprint("kb", __name__)
 
@@ -37,10 +36,6 @@ PAGE_SIZE = 50
 FORM_KEYS = ("title", "body", "category_id", "service_id", "audience", "locale", "owner",
              "version")
 ANALYTICS_PERIODS = (7, 30, 90, 365)
-
-
-def N_(message: str) -> str:
-    return message
 
 
 STATE_LABELS = {"draft": N_("Draft"), "review": N_("In review"),
@@ -57,42 +52,24 @@ def _no_store():
     g.no_store = True
 
 
-def me() -> User:
-    return current_user._get_current_object()
-
-
-def staff_only(view):
-    """Console pages do not exist for requesters (404)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if not current_user.is_staff:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.app_template_filter("kb_state")
 def _state_label(value):
-    return forms.label(STATE_LABELS, value)
+    return helpers.label(STATE_LABELS, value)
 
 
 @bp.app_template_filter("kb_audience")
 def _audience_label(value):
-    return forms.label(AUDIENCE_LABELS, value)
+    return helpers.label(AUDIENCE_LABELS, value)
 
 
 @bp.app_template_filter("kb_action")
 def _action_label(value):
-    return forms.label(ACTION_LABELS, value)
+    return helpers.label(ACTION_LABELS, value)
 
 
 @bp.app_template_filter("kb_transition")
 def _transition_label(value):
-    return forms.label(TRANSITION_LABELS, value)
+    return helpers.label(TRANSITION_LABELS, value)
 
 
 @bp.app_template_filter("kb_language")
@@ -112,7 +89,7 @@ def _render(body):
 def _problem(exc: Exception, form: str) -> dict:
     db.session.rollback()
     if isinstance(exc, SchemaError):
-        return {"form": form, "status": 422, "fields": forms.flatten(exc.messages),
+        return {"form": form, "status": 422, "fields": helpers.flatten(exc.messages),
                 "message": gettext("Some fields are missing or invalid.")}
     if exc.status == 404 and not exc.fields:
         raise exc
@@ -218,7 +195,7 @@ def _staff_users():
 
 
 def _form_data(schema, nullable=frozenset()) -> dict:
-    data = forms.payload(schema, request.form, FORM_KEYS, nullable)
+    data = helpers.payload(schema, request.form, FORM_KEYS, nullable)
     if "tags" in request.form:
         data["tags"] = [t for t in request.form.get("tags", "").split(",") if t.strip()]
     return schema.load(data)
@@ -372,7 +349,7 @@ def console_transition(article_id):
 
     return _console_action(article_id, "transition", action,
                            gettext("The article is now: %(state)s.",
-                                   state=forms.label(STATE_LABELS, target)))
+                                   state=helpers.label(STATE_LABELS, target)))
 
 
 @bp.route("/console/kb/articles/<int(max=2147483647):article_id>/links", methods=["POST"])

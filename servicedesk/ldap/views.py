@@ -20,10 +20,10 @@ from marshmallow import ValidationError as SchemaError
 from servicedesk.errors import ServiceError
 from servicedesk.extensions import db, login_manager
 from servicedesk.identity.models import ROLES, Group
-from servicedesk.incidents.forms import flatten
 from servicedesk.ldap import service
 from servicedesk.ldap.models import REPORT_ACTIONS, SECURITY_MODES
 from servicedesk.ldap.schemas import ATTRIBUTE_KEYS, LdapConfigUpdateSchema
+from servicedesk.web.helpers import flatten, me
 
 bp = Blueprint("ldap_pages", __name__, url_prefix="/admin/ldap")
 
@@ -47,10 +47,6 @@ def admin_only(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def me():
-    return current_user._get_current_object()
 
 
 @bp.app_template_filter("ldap_field_label")

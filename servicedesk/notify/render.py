@@ -2,7 +2,9 @@
 
 Templates live in ``notify/templates/<locale>/``: ``<event>.subject.txt``,
 ``<event>.txt`` (plain text) and ``<event>.html`` (optional). A locale without its own
-file for an event falls back to ``en/``, so a new event needs only English to work.
+file for an event falls back to ``en/``, so a new event needs only English to work
+(a plugin's, say); servicedesk's own events ship in every language of
+``SERVICEDESK_LOCALES`` (tests/test_notify_locales.py checks fa, ru and he).
 Rendering happens under ``flask_babel.force_locale``, so any ``_()`` in a template and
 the dates we format come out in the recipient's language too. HTML templates are
 autoescaped (ticket titles are user data); plain-text ones are not (nothing

@@ -64,11 +64,12 @@ class PermanentFailure(Exception):
 def queue_notification(event: str, recipient: User, *, ticket: Ticket | None = None,
                        context: dict | None = None, dedupe_key: str,
                        deliver_after: datetime | None = None,
-                       backend: str = "email") -> Notification | None:
+                       backend: str = "email", fresh: bool = False) -> Notification | None:
     """Render the event's template in the recipient's locale and ADD an outbox row to
     db.session (no commit: it commits with the change that caused it). None if the
     recipient is inactive or has no address for that backend, or a row with that
-    dedupe_key is already in this session/DB."""
+    dedupe_key is already in this session/DB. ``fresh``: the key names a row made in
+    this transaction, so only this session is looked at (the unique key still guards)."""
     if recipient is None or not recipient.active:
         return None
     address = recipient_address(backend, recipient)
@@ -77,7 +78,7 @@ def queue_notification(event: str, recipient: User, *, ticket: Ticket | None = N
     # No autoflush: queueing must not flush the caller's half-made change early (its
     # constraint errors belong to its own commit); rows of this session are in .new.
     with db.session.no_autoflush:
-        if _queued_already(dedupe_key):
+        if _queued_already(dedupe_key, fresh):
             return None
         subject, body_text, body_html = render(
             event, recipient, {**(context or {}), "ticket": ticket, "event": event})
@@ -97,10 +98,12 @@ def queue_notification(event: str, recipient: User, *, ticket: Ticket | None = N
     return notification
 
 
-def _queued_already(dedupe_key: str) -> bool:
+def _queued_already(dedupe_key: str, fresh: bool = False) -> bool:
     for obj in db.session.new:
         if isinstance(obj, Notification) and obj.dedupe_key == dedupe_key:
             return True
+    if fresh:
+        return False
     return db.session.scalar(
         select(Notification.id).where(Notification.dedupe_key == dedupe_key)
     ) is not None

@@ -163,6 +163,18 @@ def elapsed_percent(clock, calendar: BusinessCalendar, now: datetime) -> float:
     return round(max(0.0, spent) * 100 / target, 1)
 
 
+def stopped_seconds(state, calendar: BusinessCalendar) -> int | None:
+    """The business time a stopped clock ran, in whole seconds (None while it runs).
+
+    Stored as ``sla_clocks.elapsed_seconds``: reports aggregate it in the database
+    (medians of response and resolution time in business hours) without a calendar.
+    """
+    if state.met_at is None:
+        return None
+    spent = calendar.elapsed(state.started_at, state.met_at) - state.paused
+    return max(0, int(spent // timedelta(seconds=1)))
+
+
 # --- internals ------------------------------------------------------------------------
 
 

@@ -130,6 +130,9 @@ class SlaClock(db.Model):
     # (its warning, its breach, an escalation step); NULL when nothing is pending (met,
     # paused before its due instant, or all fired). Kept by refresh_clocks and firing.
     next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # --- reports (servicedesk.reports) ---
+    # Business seconds the clock ran until it stopped (met_at); NULL while it runs.
+    elapsed_seconds: Mapped[int | None] = mapped_column()
 
     policy: Mapped[SlaPolicy] = relationship()
 

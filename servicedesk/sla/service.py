@@ -135,10 +135,20 @@ def calendar_for(row: SlaCalendar) -> BusinessCalendar:
 # --- policies ------------------------------------------------------------------------
 
 
-_POLICIES_FINGERPRINT = refdata.fingerprint_sql("sla_policies", "sla_calendars")
+# Services are in the fingerprint because a catalogue service names the policy its
+# tickets run under (catalogue_services.sla_policy_id; read as SQL: the SLA engine
+# does not import the catalogue).
+_POLICIES_FINGERPRINT = refdata.fingerprint_sql("sla_policies", "sla_calendars",
+                                                "catalogue_services")
 
 
-def active_policies() -> list[SlaPolicy]:
+class PolicySet(list):
+    """Active policies in match order, and ``by_service``: service id -> its policy."""
+
+    by_service: dict[int, SlaPolicy]
+
+
+def active_policies() -> PolicySet:
     """Active policies in match order (position, then id), with their calendars.
 
     Read-only copies, cached per process while the tables' fingerprint holds (see
@@ -147,7 +157,9 @@ def active_policies() -> list[SlaPolicy]:
     return refdata.cached("sla_policies", _POLICIES_FINGERPRINT, _load_active_policies)
 
 
-def _load_active_policies() -> list[SlaPolicy]:
+def _load_active_policies() -> PolicySet:
+    from servicedesk.tickets.service import driver_sql
+
     with db.session.no_autoflush:
         rows = db.session.scalars(
             select(SlaPolicy).where(SlaPolicy.active.is_(True))
@@ -155,11 +167,19 @@ def _load_active_policies() -> list[SlaPolicy]:
             .order_by(SlaPolicy.position, SlaPolicy.id)
         )
         calendars = {}
-        policies = []
+        policies = PolicySet()
         for row in rows:
             if row.calendar_id not in calendars:
                 calendars[row.calendar_id] = refdata.transient_copy(row.calendar)
             policies.append(refdata.transient_copy(row, calendar=calendars[row.calendar_id]))
+        by_id = {policy.id: policy for policy in policies}
+        policies.by_service = {
+            service_id: by_id[policy_id]
+            for service_id, policy_id, active in driver_sql(
+                "SELECT id, sla_policy_id, active FROM catalogue_services "
+                "WHERE sla_policy_id IS NOT NULL")
+            if active and policy_id in by_id
+        }
         return policies
 
 
@@ -178,8 +198,13 @@ def policy_matches(policy: SlaPolicy, ticket: Ticket) -> bool:
 
 
 def match_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> SlaPolicy | None:
-    """The first active policy (by position) whose rules match ``ticket``, if any."""
-    for policy in active_policies() if policies is None else policies:
+    """The policy of ``ticket``'s catalogue service, if that service names an active one;
+    else the first active policy (by position) whose rules match ``ticket``, if any."""
+    policies = active_policies() if policies is None else policies
+    by_service = getattr(policies, "by_service", {})
+    if ticket.service_id is not None and ticket.service_id in by_service:
+        return by_service[ticket.service_id]
+    for policy in policies:
         if policy.active and policy_matches(policy, ticket):
             return policy
     return None

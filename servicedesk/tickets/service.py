@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import exists, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
 from servicedesk.extensions import db
-from servicedesk.identity.models import Group, User
+from servicedesk.identity.models import Group, User, group_members
 from servicedesk.plugins import call_hook
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.tickets.models import (
@@ -188,6 +188,58 @@ def find_category(category_id: int, field: str, parent: Category | None = None) 
     return category
 
 
+def list_filters(model, actor: User, filters: dict) -> list:
+    """WHERE clauses of the filters every kind's list has: ``status`` (list), ``open``
+    (bool), ``group`` (name) and ``assignee`` (username, "me" or "none"). An unknown
+    group or user is a 422 naming the filter."""
+    where = []
+    if filters.get("status"):
+        where.append(model.status.in_(filters["status"]))
+    if "open" in filters:
+        where.append(model.is_open == (true() if filters["open"] else False))
+    if filters.get("group"):
+        where.append(model.group_id == find_group(filters["group"]).id)
+    if filters.get("assignee"):
+        who = filters["assignee"]
+        if who == "none":
+            where.append(model.assignee_id.is_(None))
+        else:
+            user = actor if who == "me" else find_user(who, "assignee")
+            where.append(model.assignee_id == user.id)
+    return where
+
+
+def is_member(user: User, group: Group) -> bool:
+    """Whether ``user`` is a member of ``group``."""
+    return db.session.scalar(select(exists().where(
+        group_members.c.user_id == user.id, group_members.c.group_id == group.id)))
+
+
+def refuse_probing_filters(actor: User, filters: dict, message: str) -> None:
+    """A requester's list filters may name only themselves (403 naming the filters;
+    ``message`` says so in the kind's words).
+
+    Looking a name up answers "unknown user" or "unknown group" (422) for names that
+    do not exist; to someone who sees only their own tickets these filters do nothing
+    else, so they would only serve to find out which colleagues and groups exist. One
+    answer, whatever the name.
+    """
+    if actor.is_staff:
+        return
+    refused = ["group"] if filters.get("group") else []
+    if filters.get("assignee") not in (None, "", "me", "none"):
+        refused.append("assignee")
+    if filters.get("requester") not in (None, "", "me", actor.username):
+        refused.append("requester")
+    if refused:
+        raise Forbidden(
+            message,
+            fields={name: [_("Only IT staff filter by other people or groups.")]
+                    for name in refused},
+            code="forbidden_fields",
+        )
+
+
 # --- writable fields -----------------------------------------------------------------
 
 
@@ -324,10 +376,14 @@ def list_comments(ticket: Ticket, actor: User) -> list[Comment]:
     return list(db.session.scalars(query))
 
 
+# Audit actions only IT staff read; a kind adds its own (problems: links to incidents).
+STAFF_ONLY_ACTIONS = {"internal_note"}
+
+
 def list_history(ticket: Ticket, actor: User) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.ticket_id == ticket.id).order_by(AuditEntry.id)
     if not actor.is_staff:
-        query = query.where(AuditEntry.action != "internal_note")
+        query = query.where(AuditEntry.action.not_in(sorted(STAFF_ONLY_ACTIONS)))
     return list(db.session.scalars(query))
 
 
@@ -343,10 +399,12 @@ def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
     """
     from servicedesk.sla.service import refresh_changed_tickets
     from servicedesk.csat.service import survey_resolutions
+    from servicedesk.notify.rules import notify_hooks
 
     refresh_changed_tickets(hooks)
     survey_resolutions(hooks)  # a satisfaction survey (and its e-mail) per resolution
     try:
+        notify_hooks(hooks)  # who is told what: the notification rules (notify.rules)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()

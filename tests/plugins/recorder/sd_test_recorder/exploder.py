@@ -19,8 +19,18 @@ SLA_MISBEHAVIOUR = {
 }
 
 
+# Set to a threading.Event to make servicedesk_ticket_created hang until it is set
+# (at most 30 s); RETURNED is set when such a hung call returns.
+HANG = None
+RETURNED = None
+
+
 @hookimpl
 def servicedesk_ticket_created(ticket, actor):
+    if HANG is not None:
+        HANG.wait(30)
+        if RETURNED is not None:
+            RETURNED.set()
     if ARMED:
         raise RuntimeError("exploder plugin failed on purpose")
 

@@ -1,3 +1,7 @@
+import click
+from flask import Blueprint, abort, jsonify
+from flask_login import current_user
+
 from servicedesk.plugins import hookimpl
 
 EVENTS: list[tuple] = []
@@ -39,3 +43,45 @@ def servicedesk_sla_policy(ticket, policy):
         return {"policy": db.session.scalars(
             select(SlaPolicy).where(SlaPolicy.name == name)).one()}
     return None
+
+
+# --- extending the web, the CLI and the admin pages ---------------------------------------
+
+pages = Blueprint("recorder", __name__, url_prefix="/recorder")
+
+
+@pages.get("/events")
+def recorded_events():
+    """Admins see how many lifecycle events the recorder heard."""
+    if not current_user.is_authenticated or current_user.role != "admin":
+        abort(404)
+    return jsonify(count=len(EVENTS), events=[list(event) for event in EVENTS])
+
+
+@click.command("recorder-count")
+@click.option("--kind", default="incident")
+def count_command(kind):
+    """Print how many tickets of KIND exist (needs the app context: reads the database)."""
+    from sqlalchemy import func, select
+
+    from servicedesk.extensions import db
+    from servicedesk.tickets.models import Ticket
+
+    count = db.session.scalar(select(func.count()).select_from(Ticket)
+                              .where(Ticket.kind == kind))
+    click.echo(f"{count} {kind} ticket(s), {len(EVENTS)} event(s) recorded")
+
+
+@hookimpl
+def servicedesk_blueprints():
+    return [pages]
+
+
+@hookimpl
+def servicedesk_cli_commands():
+    return [count_command]
+
+
+@hookimpl
+def servicedesk_admin_pages():
+    return [("Recorded events", "recorder.recorded_events")]

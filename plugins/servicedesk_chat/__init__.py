@@ -1,0 +1,1 @@
+"""servicedesk's built-in chat plugin: a Slack/Mattermost-compatible notifier and slash command."""

@@ -1,0 +1,1 @@
+"""servicedesk's built-in webhook plugin: signed outbound JSON per ticket and SLA event."""

@@ -1,0 +1,1 @@
+"""Approvals on tickets of any kind (see service.py)."""

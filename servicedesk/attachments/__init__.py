@@ -1,0 +1,1 @@
+"""Files kept with tickets (e-mail attachments, ...), and the log of inbound messages."""

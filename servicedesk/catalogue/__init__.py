@@ -1,0 +1,1 @@
+"""The service catalogue: services, the CIs that support them, request offerings."""

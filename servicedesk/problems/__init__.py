@@ -1,0 +1,1 @@
+"""Problem management: problems, their linked incidents and the known-error database."""

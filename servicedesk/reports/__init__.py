@@ -1,0 +1,1 @@
+"""Reports and KPIs over every ticket kind (see docs/architecture.md, "Reports")."""

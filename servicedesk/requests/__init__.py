@@ -1,0 +1,1 @@
+"""Service requests (REQ): catalogue offerings asked for, approved, fulfilled."""
