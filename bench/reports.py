@@ -17,7 +17,8 @@ It
    data): 85 % incidents, the rest the other kinds the application knows; 93 % resolved
    (most of them closed), some reopened, a fifth escalated; then, with one
    ``INSERT … SELECT`` each, the incidents' own rows, two SLA clocks per resolved
-   ticket (business seconds, a tenth breached), the escalation audit entries, CSAT
+   ticket (business seconds, a tenth breached; the ticket rows carry their outcome, as
+   ``refresh_clocks`` writes it), the escalation audit entries, CSAT
    surveys for a third of the resolutions and some KB deflections; then VACUUM ANALYZE
    (what autovacuum leaves behind);
 3. times each report as the API serves it (a real request through the Flask test
@@ -25,7 +26,10 @@ It
    an L1 manager, whose visibility narrows them), over a year, with filters, and the
    monthly category report. Each should answer in under
    ``TARGET_SECONDS`` (2 s); the best of ``--repeat`` runs is printed;
-4. drops the database (always, in ``finally``).
+4. drops the database (always, in ``finally``), unless ``--keep``: then it stays and
+   its URL is printed, for ``EXPLAIN (ANALYZE, BUFFERS)`` by hand or for a later
+   ``--database <url>`` run, which times the reports on it without loading anything
+   (drop it by hand: ``DROP DATABASE "sdbench_reports_…"``).
 
 A printed figure, not a test (tests/test_reports.py checks every figure's value).
 Everything stays on loopback; the load is bounded (``--tickets`` at most 2,000,000).
@@ -87,7 +91,18 @@ COLUMNS = ("id", "kind", "number", "title", "description", "status", "is_open", 
            "urgency", "priority", "category_id", "subcategory_id", "service_id", "ci_id",
            "requester_id", "assignee_id", "group_id", "support_line", "channel",
            "reopen_count", "escalation_count", "created_at", "updated_at",
-           "first_response_at", "resolved_at", "closed_at", "escalation_level", "version")
+           "first_response_at", "resolved_at", "closed_at", "escalation_level", "version",
+           "sla_response_breached", "sla_response_business_seconds",
+           "sla_resolution_breached", "sla_resolution_business_seconds")
+RESPONSE_TARGET, RESOLUTION_TARGET = timedelta(hours=1), timedelta(hours=48)
+
+
+def outcome(started: datetime, stopped: datetime | None, target: timedelta) -> tuple:
+    """A stopped clock's (breached, business seconds) on the 24x7 calendar: what
+    refresh_clocks copies onto the ticket; the clock rows are derived from it."""
+    if stopped is None:
+        return None, None
+    return stopped - started > target, int((stopped - started).total_seconds())
 
 
 def ticket_rows(n: int, seeded: dict, kinds: list[str]):
@@ -123,20 +138,22 @@ def ticket_rows(n: int, seeded: dict, kinds: list[str]):
                created.replace(tzinfo=None), stamp,
                response.replace(tzinfo=None) if response else None,
                resolved.replace(tzinfo=None) if resolved else None,
-               closed.replace(tzinfo=None) if closed else None, 0, 1)
+               closed.replace(tzinfo=None) if closed else None, 0, 1,
+               *outcome(created, response, RESPONSE_TARGET),
+               *outcome(created, resolved, RESOLUTION_TARGET))
 
 
 DERIVED = [
     """INSERT INTO incidents (id, major) SELECT id, false FROM tickets WHERE kind = 'incident'""",
-    # Two stopped clocks per resolved ticket; elapsed = wall time (24x7 calendar).
+    # Two stopped clocks per resolved ticket, from the outcome the ticket row carries
+    # (elapsed = wall time: 24x7 calendar).
     """
     INSERT INTO sla_clocks (ticket_id, metric, policy_id, target_seconds, started_at,
         paused_seconds, due_at, met_at, breached_at, elapsed_seconds)
     SELECT id, 'response', %(policy)s, 3600, created_at, 0, created_at + interval '1 hour',
         first_response_at,
-        CASE WHEN first_response_at > created_at + interval '1 hour'
-             THEN created_at + interval '1 hour' END,
-        EXTRACT(EPOCH FROM first_response_at - created_at)::int
+        CASE WHEN sla_response_breached THEN created_at + interval '1 hour' END,
+        sla_response_business_seconds
     FROM tickets WHERE resolved_at IS NOT NULL
     """,
     """
@@ -144,9 +161,8 @@ DERIVED = [
         paused_seconds, due_at, met_at, breached_at, elapsed_seconds)
     SELECT id, 'resolution', %(policy)s, 172800, created_at, 0, created_at + interval '48 hours',
         resolved_at,
-        CASE WHEN resolved_at > created_at + interval '48 hours'
-             THEN created_at + interval '48 hours' END,
-        EXTRACT(EPOCH FROM resolved_at - created_at)::int
+        CASE WHEN sla_resolution_breached THEN created_at + interval '48 hours' END,
+        sla_resolution_business_seconds
     FROM tickets WHERE resolved_at IS NOT NULL
     """,
     """
@@ -246,16 +262,65 @@ def timed(client, headers, path: str, query: dict, repeat: int) -> tuple[float, 
     return best, size
 
 
+@contextmanager
+def database(args):
+    """The bench database's URL: ``--database`` as it is, a new one (dropped on the way
+    out unless ``--keep``)."""
+    if args.database:
+        yield args.database
+        return
+    if not args.keep:
+        with postgresql_database(args.pg_dsn, "sdbench_reports_") as url:
+            yield url
+        return
+    import secrets
+
+    import psycopg
+
+    name = "sdbench_reports_" + secrets.token_hex(5)
+    with psycopg.connect(args.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = args.pg_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        log(f"\nkept: --database {base}/{name}")
+
+
+def reseed() -> dict:
+    """What ``run`` needs of ``seed``'s rows, read back from a kept database."""
+    from sqlalchemy import select
+
+    from servicedesk.extensions import db
+    from servicedesk.identity.models import Group, User
+    from servicedesk.tickets.models import Category
+
+    users = {u.username: u for u in db.session.scalars(
+        select(User).where(User.username.in_(("admin", "manager"))))}
+    group = db.session.scalar(select(Group).where(Group.name == "Group 0"))
+    category = db.session.scalar(select(Category).where(Category.name == "Category 0"))
+    return {"admin": users["admin"], "manager": users["manager"],
+            "groups": [(group.id, group.support_line)], "categories": [(category.id, [])]}
+
+
 def run(args) -> int:
     from servicedesk.extensions import db
     from servicedesk.identity.service import issue_token
 
-    with postgresql_database(args.pg_dsn, "sdbench_reports_") as url:
-        app = migrated_app(url)
+    with database(args) as url:
+        if args.database:
+            from _support import bench_app
+
+            app = bench_app(url, {"SERVICEDESK_SECRET_KEY": "bench"})
+        else:
+            app = migrated_app(url)
         with app.app_context():
-            seeded = seed()
-            log(f"loading {args.tickets:,} tickets (load average {load_average()})")
-            log(f"  loaded in {bulk_load(seeded, args.tickets):.1f} s")
+            if args.database:
+                seeded = reseed()
+            else:
+                seeded = seed()
+                log(f"loading {args.tickets:,} tickets (load average {load_average()})")
+                log(f"  loaded in {bulk_load(seeded, args.tickets):.1f} s")
             token = issue_token(seeded["admin"])
             manager_token = issue_token(seeded["manager"])
             db.session.commit()
@@ -311,6 +376,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--statements", action="store_true",
                         help="print each report's slowest SQL statements")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the database afterwards and print its URL")
+    parser.add_argument("--database", metavar="URL",
+                        help="time the reports on a database a --keep run left (no load)")
     parser.add_argument("--pg-dsn", default=os.environ.get(
         "SERVICEDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -318,9 +387,10 @@ def main() -> int:
         parser.error(f"--tickets must be from 1,000 to {MAX_TICKETS:,}")
     if not 1 <= args.repeat <= 10:
         parser.error("--repeat must be from 1 to 10")
-    host = args.pg_dsn.split("@")[-1].split("/")[0].split(":")[0]
-    if host not in ("127.0.0.1", "localhost", "::1", ""):
-        parser.error("the bench stays on loopback: --pg-dsn must name 127.0.0.1")
+    for dsn in (args.pg_dsn, args.database or args.pg_dsn):
+        host = dsn.split("@")[-1].split("/")[0].split(":")[0]
+        if host not in ("127.0.0.1", "localhost", "::1", ""):
+            parser.error("the bench stays on loopback: --pg-dsn must name 127.0.0.1")
     return run(args)
 
 

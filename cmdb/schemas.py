@@ -237,6 +237,7 @@ class TicketBriefSchema(ma.Schema):
     priority = fields.Integer()
     ci_ids = fields.List(fields.Integer(), metadata={
         "description": "Which of the CIs asked about it names as affected"})
+    url = fields.String(allow_none=True, metadata={"description": "Its page, if it has one"})
 
 
 class ImpactSchema(ma.Schema):

@@ -97,6 +97,16 @@ def decode_column(value) -> list[dict]:
                   key=lambda i: i["id"])
 
 
+def with_affected_cis(rows) -> list:
+    """The tickets of ``rows`` (``(ticket, affected_cis_column)`` pairs from one list
+    statement), each with its CIs cached where ``affected_cis`` reads them."""
+    tickets = []
+    for ticket, cis in rows:
+        ticket.__dict__["_affected_cis"] = decode_column(cis)
+        tickets.append(ticket)
+    return tickets
+
+
 # --- writing -------------------------------------------------------------------------
 
 
@@ -147,6 +157,15 @@ def set_affected_cis(ticket: Ticket, actor: User | None, cis: list[CI], action: 
 def mark_none(ticket: Ticket) -> None:
     """A new ticket without CIs: say so, so reading them back costs no query."""
     ticket.__dict__["_affected_cis"] = []
+
+
+def set_created_cis(ticket: Ticket, actor: User | None, cis: list[CI],
+                    at: datetime | None = None) -> None:
+    """The affected CIs of a ticket just created (flushed): ``cis``, audited, or none."""
+    if cis:
+        set_affected_cis(ticket, actor, cis, "created", at=at, new=True)
+    else:
+        mark_none(ticket)
 
 
 # --- impact --------------------------------------------------------------------------

@@ -183,6 +183,24 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow=None,
         connection.close()
 
 
+def deliver(url: str, body: bytes, headers: dict[str, str], *, allow=None,
+            timeout: float = 10.0) -> Response:
+    """``post`` for a notifier backend's ``send``: a refused URL is a
+    ``PermanentFailure`` (never retried); a network error or a non-2xx reply raises
+    ``RuntimeError`` (retried with back-off)."""
+    from servicedesk.notify.service import PermanentFailure
+
+    try:
+        reply = post(url, body, headers, allow=allow, timeout=timeout)
+    except UnsafeURL as exc:
+        raise PermanentFailure(f"refused to deliver: {exc}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
+    if not 200 <= reply.status < 300:
+        raise RuntimeError(f"HTTP {reply.status}: {reply.body[:200]!r}")
+    return reply
+
+
 def queue_outbound(*, backend: str, event: str, url: str, body: str, dedupe_key: str,
                    ticket_id: int | None = None, headers: dict | None = None):
     """ADD an outbox row that POSTs ``body`` to ``url`` through notifier ``backend``

@@ -14,6 +14,7 @@ admins only as "set" / "not set".
 
 from __future__ import annotations
 
+import copy
 import getpass
 import importlib
 import importlib.metadata
@@ -86,12 +87,32 @@ def read_disabled() -> frozenset[str]:
             select(PluginState.name).where(PluginState.enabled.is_(False))))
 
 
+# Loaded settings by (plugin, saved values): plugins read theirs on every hook call,
+# and loading through the schema (defaults, validation, a webhook's URL checks) cost
+# more than the rest of a ticket creation (bench/api_load.py). Keyed by the saved
+# values, so an edit is a new key: nothing to invalidate.
+_LOADED: dict[tuple[str, str], dict] = {}
+_LOADED_MAX = 256
+
+
 def load_settings(name: str, stored: dict | None = None) -> dict:
-    """The saved settings of plugin ``name`` through its schema; ``stored``: the saved
-    values already read (``servicedesk.plugins`` hands plugin threads a snapshot)."""
+    """The saved settings of plugin ``name`` through its schema (a copy of its own for
+    the caller); ``stored``: the saved values already read (``servicedesk.plugins``
+    hands plugin threads a snapshot)."""
     if stored is None:
         state = db.session.get(PluginState, name)
         stored = dict(state.settings or {}) if state is not None else {}
+    key = (name, json.dumps(stored, sort_keys=True, default=str))
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        loaded = _load_settings(name, stored)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = loaded
+    return copy.deepcopy(loaded)
+
+
+def _load_settings(name: str, stored: dict) -> dict:
     schema = settings_schema(name)
     if schema is None:
         return stored
@@ -274,6 +295,9 @@ def update_settings(actor: User | None, name: str, values) -> PluginInfo:
     state.settings = merged
     state.updated_at = utcnow()
     db.session.commit()
+    from servicedesk.plugins import forget_enabled_state
+
+    forget_enabled_state()  # this context's next hook call reads the new settings
     return get_plugin(actor, name)
 
 

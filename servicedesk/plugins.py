@@ -117,14 +117,15 @@ def _active_impls(caller) -> list:
 
 def plugin_settings(name: str) -> dict:
     """The settings an admin saved for plugin ``name``, loaded through its schema
-    (defaults filled in); ``{}`` when it has none. In a plugin thread, from the
-    snapshot the caller read with the enabled state (no query; as fresh as that)."""
+    (defaults filled in); ``{}`` when it has none. Read with the enabled state (one
+    query per context and ``ENABLED_STATE_TTL``; a plugin thread gets the caller's
+    snapshot), so a setting saved in another process is seen within seconds."""
     from servicedesk.plugin_admin import load_settings
 
     snapshot = g.get("_sd_settings_snapshot")
-    if snapshot is not None:
-        return load_settings(name, stored=dict(snapshot.get(name) or {}))
-    return load_settings(name)
+    if snapshot is None:  # the caller's thread: what it read with the enabled state
+        snapshot = _plugin_state()[1]
+    return load_settings(name, stored=dict(snapshot.get(name) or {}))
 
 
 def call_hook(name: str, **kwargs) -> list:
@@ -133,7 +134,21 @@ def call_hook(name: str, **kwargs) -> list:
     return [result for _plugin, result in call_hook_by_plugin(name, **kwargs)]
 
 
-def call_hook_by_plugin(name: str, **kwargs) -> list[tuple[str, object]]:
+def call_hooks_in_transaction(name: str, **kwargs) -> None:
+    """Before a commit: the implementations of plugins that only write rows
+    (``SERVICEDESK_INLINE_HOOKS``) run now, in the caller's thread and transaction, so
+    their rows (a webhook's or chat message's outbox row) commit with the change that
+    caused them or not at all. Isolated like any call; nothing is committed here.
+    ``commit_and_notify`` then calls the hook for every other plugin after the commit
+    (``call_hook(..., _after_rows=True)``)."""
+    impls = [impl for impl in _active_impls(getattr(plugin_manager().hook, name))
+             if _runs_inline(impl)]
+    if impls:
+        _call_inline(name, impls, kwargs)
+
+
+def call_hook_by_plugin(name: str, _after_rows: bool = False,
+                        **kwargs) -> list[tuple[str, object]]:
     """Call every implementation of hook ``name``, each isolated and time-boxed;
     ``(plugin name, answer)`` for each answer that is not None.
 
@@ -142,7 +157,10 @@ def call_hook_by_plugin(name: str, **kwargs) -> list[tuple[str, object]]:
     Implementations start in pluggy's order (last registered first) and run side by
     side in the plugin threads; results come back in that order. Each may take
     ``SERVICEDESK_PLUGIN_TIMEOUT`` seconds; one that raises or overruns is logged,
-    counted and left out.
+    counted and left out. ``_after_rows``: the row-writing plugins were told inside
+    the transaction already (``call_hooks_in_transaction``); skip them. Rows that
+    row-writing plugins add here are committed when the call started outside a
+    transaction, and left to the caller's commit otherwise.
     """
     from servicedesk.extensions import db
 
@@ -151,20 +169,32 @@ def call_hook_by_plugin(name: str, **kwargs) -> list[tuple[str, object]]:
     session = db.session()
     idle = not (session.in_transaction() or session.new or session.dirty or session.deleted)
     impls = _active_impls(caller)
+    if _after_rows:
+        impls = [impl for impl in impls if not _runs_inline(impl)]
     if not impls:
         return []
     timeout = hook_timeout()
     if not timeout or not idle or getattr(_in_worker, "active", False):
-        return _call_inline(name, impls, kwargs)
+        results = _call_inline(name, impls, kwargs)
+        if idle:
+            _commit_rows(name)
+        return results
     if session.in_transaction():
         # Only the read of the disabled set: end it, so the caller holds no lock (on
         # SQLite, the write lock) that the plugins' own sessions would wait for.
         session.commit()
+    inline = [impl for impl in impls if _runs_inline(impl)]
+    if len(inline) == len(impls):
+        results = _call_inline(name, impls, kwargs)
+        _commit_rows(name)
+        return results
     app = current_app._get_current_object()
     state = app.extensions[PROJECT]
     cached = g.get("_sd_plugin_state")  # read by _active_impls just now
     submitted = []
     for impl in impls:
+        if impl in inline:
+            continue
         if _is_hung(state, impl.plugin_name):
             log.error("plugin %r skipped in %s: an earlier call is still running past its "
                       "time limit", impl.plugin_name, name)
@@ -172,7 +202,11 @@ def call_hook_by_plugin(name: str, **kwargs) -> list[tuple[str, object]]:
             continue
         submitted.append((impl, time.monotonic() + timeout,
                           _executor().submit(_run_in_worker, app, impl, kwargs, cached)))
-    results = []
+    # The trusted ones run here while the others run in their threads; answers come
+    # back in pluggy's order all the same.
+    answered = dict(_call_inline(name, inline, kwargs)) if inline else {}
+    if inline:
+        _commit_rows(name)
     for impl, deadline, future in submitted:
         try:
             result = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -184,8 +218,23 @@ def call_hook_by_plugin(name: str, **kwargs) -> list[tuple[str, object]]:
             _count_failure(impl.plugin_name, f"{name}: {exc!r}")
             continue
         if result is not None:
-            results.append((impl.plugin_name, result))
-    return results
+            answered[impl.plugin_name] = result
+    return [(impl.plugin_name, answered[impl.plugin_name]) for impl in impls
+            if impl.plugin_name in answered]
+
+
+def _runs_inline(impl) -> bool:
+    """Whether ``impl``'s plugin asked for its hooks to run in the caller's thread.
+
+    A plugin module that sets ``SERVICEDESK_INLINE_HOOKS = True`` promises its hook
+    implementations never wait (no network, no sleeping: they only write rows, e.g.
+    outbox rows delivered later by workers). Such calls are still isolated (an
+    exception is logged and counted) but not time-boxed, and save the thread hop and
+    the second database session a time-boxed call costs (bench/api_load.py). servicedesk's
+    built-in webhook and chat plugins do this; third-party plugins get the time box
+    unless they opt out the same way.
+    """
+    return getattr(impl.plugin, "SERVICEDESK_INLINE_HOOKS", False) is True
 
 
 def hook_timeout() -> float:
@@ -194,6 +243,22 @@ def hook_timeout() -> float:
         return float(current_app.config.get("SERVICEDESK_PLUGIN_TIMEOUT", DEFAULT_TIMEOUT))
     except (TypeError, ValueError):
         return DEFAULT_TIMEOUT
+
+
+def _commit_rows(name: str) -> None:
+    """Commit what plugins running in the caller's thread added (their outbox rows)."""
+    from servicedesk.extensions import db
+
+    session = db.session()
+    if not (session.new or session.dirty or session.deleted):
+        if session.in_transaction():
+            session.commit()  # end the read: hold no lock (SQLite: the write lock)
+        return
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("the rows plugins wrote in %s could not be saved", name)
 
 
 def _call_inline(name: str, impls: list, kwargs: dict) -> list[tuple[str, object]]:

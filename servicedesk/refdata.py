@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from flask import current_app
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
 
 from servicedesk.extensions import db
 
@@ -37,18 +38,38 @@ def fingerprint_sql(*tables: str) -> str:
 
 
 def cached(name: str, fingerprint: str, load: Callable[[], T]) -> T:
-    """``load()``'s value, reused while the ``fingerprint`` query answers the same."""
+    """``load()``'s value, reused while the ``fingerprint`` query answers the same.
+
+    The query's answer is kept for the rest of the transaction until the session
+    flushes, so several caches sharing one fingerprint cost one query per change."""
     from servicedesk.tickets.service import driver_sql
 
     store = current_app.extensions["servicedesk"].setdefault("refdata", {})
-    with db.session.no_autoflush:
-        key = tuple(driver_sql(fingerprint).one())
+    session = db.session()
+    memo = session.info.setdefault(_MEMO, {})
+    transaction = session.get_transaction()
+    seen = memo.get(fingerprint)
+    if seen is not None and transaction is not None and seen[0] is transaction:
+        key = seen[1]
+    else:
+        with db.session.no_autoflush:
+            key = tuple(driver_sql(fingerprint).one())
+        memo[fingerprint] = (session.get_transaction(), key)
     hit = store.get(name)
     if hit is not None and hit[0] == key:
         return hit[1]
     value = load()
     store[name] = (key, value)
     return value
+
+
+_MEMO = "refdata_fingerprints"
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_fingerprints(session, _flush_context):
+    """Rows this transaction wrote may be reference data: ask again after a flush."""
+    session.info.pop(_MEMO, None)
 
 
 def forget() -> None:

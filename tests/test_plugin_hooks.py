@@ -157,3 +157,30 @@ def test_a_hook_called_inside_a_transaction_runs_inline(app, desk):
         plugin_manager().unregister(name="probe")
     assert threads[0] == threading.current_thread().name
     assert threads[1].startswith("servicedesk-plugin")
+
+
+def test_a_plugin_that_promises_not_to_wait_runs_in_the_callers_thread(app, world, desk):
+    """SERVICEDESK_INLINE_HOOKS: no thread hop, still isolated (errors counted)."""
+    import threading
+    import types
+
+    from servicedesk.plugins import hookimpl, plugin_health, plugin_manager
+
+    seen = []
+
+    def created(ticket, actor):
+        seen.append(threading.current_thread().name)
+        raise RuntimeError("inline plugin broke")
+
+    trusted = types.ModuleType("inline_trusted")
+    trusted.SERVICEDESK_INLINE_HOOKS = True
+    trusted.servicedesk_ticket_created = hookimpl(created)
+    pm = plugin_manager()
+    pm.register(trusted, name="inline_trusted")
+    try:
+        incident = world.incident(desk.employee)
+    finally:
+        pm.unregister(trusted)
+    assert incident["number"].startswith("INC")
+    assert seen == [threading.current_thread().name]
+    assert plugin_health("inline_trusted")[0] == 1

@@ -8,7 +8,7 @@ import io
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from cmdb_support import Estate
 from servicedesk.cmdb_links import ticket_cis
@@ -63,7 +63,10 @@ def book(desk):
                agent=None, priority=3, service=None, ci=None, channel="web", clocks=()):
         nonlocal n
         n += 1
-        ticket_id = db.session.execute(insert(Ticket.__table__).values(
+        # The ticket's copy of its stopped clocks' outcome (what refresh_clocks writes).
+        outcome = {f"sla_{metric}_{what}": value for metric, seconds, breached in clocks
+                   for what, value in (("breached", breached), ("business_seconds", seconds))}
+        ticket_id = db.session.execute(insert(Ticket.__table__).values(**outcome,
             kind=kind, number=f"T{n:04d}", title=name, description="", status="new" if open_
             else "resolved", is_open=open_, impact="medium", urgency="medium",
             priority=priority, category_id=category.id if category else None,
@@ -341,6 +344,19 @@ def test_a_resolved_incident_s_clocks_record_their_business_time(world, desk):
     assert clocks and all(c.met_at is not None for c in clocks)
     for c in clocks:
         assert c.elapsed_seconds == int((c.met_at - c.started_at).total_seconds())
+    # ... and the ticket's copy, which the reports read (response met in time)
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == number))
+    db.session.refresh(ticket)
+    seconds = {c.metric: c.elapsed_seconds for c in clocks}
+    assert (ticket.sla_response_breached, ticket.sla_response_business_seconds,
+            ticket.sla_resolution_breached, ticket.sla_resolution_business_seconds) == (
+        False, seconds["response"], False, seconds["resolution"])
+    # reopened: the resolution clock runs again, so it is no longer reported
+    response = api.post(f"/incidents/{number}/transition", json={"to": "in_progress"})
+    assert response.status_code == 200, response.get_json()
+    db.session.refresh(ticket)
+    assert (ticket.sla_resolution_breached, ticket.sla_resolution_business_seconds) == (
+        None, None)
 
 
 def test_month_filters_parse_to_whole_months():
@@ -360,9 +376,30 @@ def test_the_migration_builds_exactly_the_report_indexes_and_column(app):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, db.metadata)
     mine = ("ix_tickets_kind_created", "ix_tickets_resolved_at", "ix_tickets_closed_at",
-            "ix_sla_clocks_report",
-            "ix_ticket_audit_escalated", "elapsed_seconds")
+            "ix_sla_clocks_report", "ix_ticket_audit_escalated", "elapsed_seconds",
+            "sla_response_", "sla_resolution_")
     assert [entry for entry in diff if any(name in repr(entry) for name in mine)] == []
+
+
+def test_migration_0019_copies_each_stopped_clock_s_outcome_onto_its_ticket(world, book):
+    """The upgrade's one UPDATE gives tickets resolved before 0019 what refresh_clocks
+    writes since: the KPIs keep their known values."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "migrations" / "versions" / "0019_report_columns.py"
+    spec = importlib.util.spec_from_file_location("migration_0019", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    table = Ticket.__table__
+    columns = [table.c[name] for name in migration.COHORT_INCLUDE if name.startswith("sla_")]
+    written = db.session.execute(select(table.c.id, *columns).order_by(table.c.id)).all()
+    db.session.execute(table.update().values({c.key: None for c in columns}))
+    db.session.execute(text(migration.BACKFILL))
+    db.session.commit()
+    assert db.session.execute(select(table.c.id, *columns).order_by(table.c.id)).all() == written
+    assert kpis(book.desk.admin, parse_period(MARCH), now=NOW)["sla_compliance"]["overall"] == {
+        "measured": 4, "met": 2, "rate": 0.5}
 
 
 def test_fill_elapsed_gives_old_stopped_clocks_their_business_time(world, desk):
@@ -392,3 +429,5 @@ def test_fill_elapsed_gives_old_stopped_clocks_their_business_time(world, desk):
     assert fill_elapsed() == 0  # idempotent
     db.session.expire_all()
     assert (old.elapsed_seconds, running.elapsed_seconds) == (6600, None)
+    ticket = db.session.get(Ticket, ticket_id)
+    assert ticket.sla_resolution_business_seconds == 6600  # the reports' copy

@@ -5,6 +5,7 @@ from __future__ import annotations
 from servicedesk.extensions import db
 from servicedesk.requests.models import ServiceRequest
 from servicedesk.sla.models import SlaCalendar, SlaPolicy
+from cmdb_support import estate  # noqa: F401  (fixture)
 from test_catalogue import make_offering, make_service
 
 ANSWERS = {"model": "15-inch", "reason": "Mine broke", "needed_by": "2026-12-01",
@@ -322,3 +323,28 @@ def test_the_services_sla_policy_wins_over_the_policies_match_rules(world, desk)
     db.session.expire_all()
     assert world.api(desk.agent).get(f"/requests/{before['number']}").get_json()[
         "sla"]["policy"] == "Gold service"
+
+
+def test_staff_name_the_cis_a_request_concerns_and_the_ci_page_lists_it(world, desk, estate):
+    estate.ci("laptop-0042", "server")
+    estate.ci("dock-7", "network_device")
+    req = ask(world, desk.employee, laptop(world, desk))
+    assert req["affected_cis"] == []
+    employee, agent = world.api(desk.employee), world.api(desk.agent)
+    refused = employee.patch(f"/requests/{req['number']}",
+                             json={"affected_cis": ["laptop-0042"], "version": req["version"]})
+    assert refused.status_code == 403 and "affected_cis" in refused.get_json()["error"]["fields"]
+    unknown = agent.patch(f"/requests/{req['number']}",
+                          json={"affected_cis": ["nope"], "version": req["version"]})
+    assert unknown.status_code == 422
+    named = agent.patch(f"/requests/{req['number']}", json={
+        "affected_cis": ["laptop-0042", estate.id("dock-7")], "version": req["version"]})
+    assert named.status_code == 200, named.get_json()
+    assert [c["name"] for c in named.get_json()["affected_cis"]] == ["laptop-0042", "dock-7"]
+    listed = agent.get("/requests?open=true").get_json()["items"]
+    assert [c["name"] for c in listed[0]["affected_cis"]] == ["laptop-0042", "dock-7"]
+    history = agent.get(f"/requests/{req['number']}/history").get_json()
+    assert any(e["field"] == "affected_cis" for e in history)
+    on_ci = agent.get(f"/cmdb/cis/{estate.id('laptop-0042')}/tickets").get_json()
+    assert [(t["number"], t["url"]) for t in on_ci] == [
+        (req["number"], f"/requests/{req['number']}")]

@@ -219,3 +219,21 @@ def test_an_admin_edits_the_endpoints_on_the_web_page_as_json(app, world, desk, 
     assert saved.status_code == 302, saved.get_data(as_text=True)
     shown = client.get("/admin/plugins/webhook/settings").get_data(as_text=True)
     assert "http://127.0.0.1:9/hook" in shown and SECRET not in shown
+
+
+def test_the_webhook_row_commits_with_the_change_that_caused_it(world, desk, monkeypatch):
+    """The row is written in the ticket's transaction: a process that dies right after
+    the commit (before the other plugins are told) still delivers the webhook."""
+    assert _configure(world, desk.admin, _settings("http://127.0.0.1:9/hooks")).status_code == 200
+    from servicedesk.tickets import service as core
+
+    def process_dies(*args, **kwargs):
+        raise KeyboardInterrupt  # not an Exception: nothing in the request catches it
+
+    monkeypatch.setattr(core, "call_hook", process_dies)
+    with pytest.raises(KeyboardInterrupt):
+        world.api(desk.employee).post("/incidents", json={"title": "Printer on fire"})
+    db.session.rollback()
+    (row,) = _webhook_rows()
+    assert (row.event, row.status) == ("ticket.created", "pending")
+    assert row.ticket_id is not None

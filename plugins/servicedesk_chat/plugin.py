@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import time
 
@@ -32,10 +31,13 @@ from sqlalchemy import func, select
 
 from servicedesk import netguard
 from servicedesk.extensions import csrf, db
-from servicedesk.notify.service import Message, PermanentFailure
+from servicedesk.notify.service import Message
 from servicedesk.plugins import hookimpl, plugin_settings
 
 NAME = "chat"
+# Its hooks only write outbox rows (workers do the HTTP): no time box needed, so they
+# run in the caller's thread (servicedesk.plugins._runs_inline).
+SERVICEDESK_INLINE_HOOKS = True
 BACKEND = "chat"
 EVENTS = ("ticket.created", "ticket.transitioned", "ticket.commented", "sla.warning",
           "sla.breach")
@@ -93,6 +95,7 @@ def _link(ticket) -> str:
 
 
 def queue(event: str, ticket, text: str, occurrence: str) -> bool:
+    """Add the outbox row that posts ``text`` to the chat (no commit)."""
     settings = plugin_settings(NAME)
     if not settings.get("webhook_url") or event not in (settings.get("events") or ()):
         return False
@@ -101,8 +104,7 @@ def queue(event: str, ticket, text: str, occurrence: str) -> bool:
     row = netguard.queue_outbound(backend=BACKEND, event=event, url=settings["webhook_url"],
                                   body=body, dedupe_key=f"chat:{event}:{occurrence}",
                                   ticket_id=ticket.id)
-    db.session.commit()
-    return row is not None
+    return row is not None  # committed by the caller (servicedesk.plugins: with the change)
 
 
 def _who(user) -> str:
@@ -147,17 +149,10 @@ class ChatNotifier:
         self.timeout = timeout
 
     def send(self, message: Message) -> None:
-        try:
-            reply = netguard.post(message.address, message.body_text.encode("utf-8"),
-                                  {"Content-Type": "application/json; charset=utf-8",
-                                   "User-Agent": "servicedesk-chat/1"},
-                                  allow=self.allow_hosts, timeout=self.timeout)
-        except netguard.UnsafeURL as exc:
-            raise PermanentFailure(f"refused to deliver: {exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
-        if not 200 <= reply.status < 300:
-            raise RuntimeError(f"HTTP {reply.status}: {reply.body[:200]!r}")
+        netguard.deliver(message.address, message.body_text.encode("utf-8"),
+                         {"Content-Type": "application/json; charset=utf-8",
+                          "User-Agent": "servicedesk-chat/1"},
+                         allow=self.allow_hosts, timeout=self.timeout)
 
 
 @hookimpl

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import time
 import uuid
@@ -34,6 +33,9 @@ from servicedesk.plugins import hookimpl, plugin_settings
 from servicedesk.types import utcnow
 
 NAME = "webhook"
+# Its hooks only write outbox rows (workers do the HTTP): no time box needed, so they
+# run in the caller's thread (servicedesk.plugins._runs_inline).
+SERVICEDESK_INLINE_HOOKS = True
 BACKEND = "webhook"
 EVENTS = ("ticket.created", "ticket.updated", "ticket.transitioned", "ticket.commented",
           "sla.warning", "sla.breach", "sla.step")
@@ -131,9 +133,7 @@ def ticket_json(ticket) -> dict:
 
 
 def queue(event: str, ticket, actor, data: dict, occurrence: str | None = None) -> int:
-    """Add one outbox row per active endpoint subscribed to ``event``, and commit."""
-    from servicedesk.extensions import db
-
+    """Add one outbox row per active endpoint subscribed to ``event`` (no commit)."""
     settings = plugin_settings(NAME)
     endpoints = [e for e in settings.get("endpoints") or ()
                  if e.get("active", True) and event in (
@@ -151,8 +151,7 @@ def queue(event: str, ticket, actor, data: dict, occurrence: str | None = None) 
                 body=json.dumps(payload, ensure_ascii=False, sort_keys=True),
                 ticket_id=ticket.id, headers={"X-Servicedesk-Endpoint": endpoint["name"]}):
             queued += 1
-    db.session.commit()
-    return queued
+    return queued  # committed by the caller (servicedesk.plugins: with the change)
 
 
 @hookimpl
@@ -224,15 +223,8 @@ class WebhookNotifier:
             "X-Servicedesk-Timestamp": timestamp,
             "X-Servicedesk-Signature": sign(secret, timestamp, body),
         }
-        try:
-            reply = netguard.post(message.address, body, headers, allow=self.allow_hosts,
-                                  timeout=self.timeout)
-        except netguard.UnsafeURL as exc:
-            raise PermanentFailure(f"refused to deliver: {exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
-        if not 200 <= reply.status < 300:
-            raise RuntimeError(f"HTTP {reply.status}: {reply.body[:200]!r}")
+        netguard.deliver(message.address, body, headers, allow=self.allow_hosts,
+                         timeout=self.timeout)
 
 
 @hookimpl

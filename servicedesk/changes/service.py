@@ -19,6 +19,7 @@ from servicedesk.changes.risk import assess
 from servicedesk.changes.workflow import CHANGE_WORKFLOW, PLANS, TYPE_EDGES, WINDOW
 from servicedesk.errors import Conflict, NotFound, ServiceError, ValidationError
 from servicedesk.extensions import db
+from servicedesk.i18n import N_
 from servicedesk.identity.models import User
 from servicedesk.tickets import service as core
 from servicedesk.tickets.models import Ticket
@@ -34,10 +35,6 @@ CREATE_FIELDS = {"agent": _STAFF, "manager": _STAFF, "admin": _STAFF}
 UPDATE_FIELDS = CREATE_FIELDS
 # Once a change goes to authorization, what was assessed and approved is fixed.
 PLANNING_STATES = ("draft", "assessment")
-
-
-def N_(message: str) -> str:
-    return message
 
 
 WHY_NOT = {
@@ -144,12 +141,9 @@ def _apply_input(change: Change, data: dict, creating: bool) -> dict:
         urgency = data.get("urgency") or change.urgency
         changes.update(impact=impact, urgency=urgency,
                        priority=core.compute_priority(impact, urgency))
-    if "group" in data:
-        changes["group"] = core.find_group(data["group"]) if data["group"] else None
-        changes["support_line"] = changes["group"].support_line if changes["group"] else None
+    core.requested_group(change, data, changes)
     if "assignee" in data:
-        changes["assignee"] = (core.find_user(data["assignee"], "assignee", staff=True)
-                               if data["assignee"] else None)
+        changes["assignee"] = core.requested_assignee(change, data)
     return changes
 
 
@@ -180,14 +174,8 @@ def create_change(actor: User, data: dict) -> Change:
         setattr(change, attr, value)
     change.review_required = change.change_type == "emergency"
     cis = cmdb_links.resolve(data["affected_cis"]) if data.get("affected_cis") else []
-    change.number = core.allocate_number(PREFIX)
-    db.session.add(change)
-    db.session.flush()
-    core.record(change, actor, "created", "number", None, change.number)
-    if cis:
-        cmdb_links.set_affected_cis(change, actor, cis, "created", new=True)
-    else:
-        cmdb_links.mark_none(change)
+    core.add_numbered(change, actor, PREFIX)
+    cmdb_links.set_created_cis(change, actor, cis)
     core.commit_and_notify([("servicedesk_ticket_created", {"ticket": change, "actor": actor})])
     return change
 

@@ -33,6 +33,7 @@ from servicedesk.extensions import db
 from servicedesk.identity.models import STAFF_ROLES, Group, User
 from servicedesk.tickets import service as core
 from servicedesk.tickets.schemas import CommentCreateSchema
+from servicedesk.web import helpers
 from servicedesk.web.helpers import form_refusal as _problem
 from servicedesk.web.helpers import me, payload, staff_only, typed_values
 
@@ -172,12 +173,8 @@ def page(number):
 
 
 def _action(number: str, form: str, action, done: str):
-    try:
-        action()
-    except (SchemaError, ServiceError) as exc:
-        return _page(number, _problem(exc, form))
-    flash(done, "success")
-    return redirect(url_for(".page", number=number))
+    return helpers.form_action(form, action, done, lambda problem: _page(number, problem),
+                               url_for(".page", number=number))
 
 
 @bp.route("/changes/<string:number>/edit", methods=["POST"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-from servicedesk.web.helpers import N_
+from servicedesk.i18n import N_
 
 # --- labels (every word a person reads goes through gettext) -------------------------
 

@@ -12,13 +12,13 @@ from sqlalchemy.orm import joinedload
 from servicedesk import cmdb_links
 from servicedesk.errors import Conflict, Forbidden, ValidationError
 from servicedesk.extensions import db, read_only_transaction
+from servicedesk.i18n import N_
 from servicedesk.identity.models import Group, User, group_members
 from servicedesk.incidents.models import PREFIX, Incident
 from servicedesk.incidents.workflow import INCIDENT_WORKFLOW
 from servicedesk.tickets import service as core
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.sla.models import SlaPolicy
-from servicedesk.tickets.models import Category
 from servicedesk.tickets.paging import (
     after_cursor,
     cut_page,
@@ -50,9 +50,6 @@ UPDATE_FIELDS = {
     "manager": _STAFF_UPDATE,
     "admin": _STAFF_UPDATE,
 }
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction only; it is translated where it is shown."""
-    return message
 
 
 WHY_NOT = {
@@ -167,15 +164,10 @@ def _home_group(user: User) -> Group | None:
 def _assignment(ticket: Incident, data: dict) -> dict:
     """The group / line / assignee / status changes that ``data`` asks for."""
     changes = {}
-    group = ticket.group
-    if "group" in data:
-        group = core.find_group(data["group"]) if data["group"] else None
-        changes["group"] = group
-        changes["support_line"] = group.support_line if group else None
-    assignee = ticket.assignee
-    if "assignee" in data:
-        assignee = core.find_user(data["assignee"], "assignee", staff=True) if data["assignee"] else None
-    elif assignee is not None and group is not None and not core.is_member(assignee, group):
+    group = core.requested_group(ticket, data, changes)
+    assignee = core.requested_assignee(ticket, data)
+    if ("assignee" not in data and assignee is not None and group is not None
+            and not core.is_member(assignee, group)):
         assignee = None  # moved to a group its assignee is not in: back to that queue
     if assignee is not None:
         if group is None:
@@ -187,13 +179,8 @@ def _assignment(ticket: Incident, data: dict) -> dict:
                 )
             changes["group"] = group
             changes["support_line"] = group.support_line
-        elif not core.is_member(assignee, group):
-            raise ValidationError(
-                _("%(username)s is not a member of %(group)s.",
-                  username=assignee.username, group=group.name),
-                fields={"assignee": [_("Must be a member of the group %(group)s.",
-                                       group=group.name)]},
-            )
+        else:
+            core.check_member(assignee, group)
     changes["assignee"] = assignee
     if ticket.status == "new" and assignee is not None:
         changes["status"] = "assigned"
@@ -229,25 +216,9 @@ def _default_group(category, subcategory) -> Group | None:
 
 
 def _categories(data: dict, category=None, subcategory=None):
-    """Resolve category_id / subcategory_id from ``data`` against the current pair."""
-    if "category_id" in data:
-        category = (core.find_category(data["category_id"], "category_id")
-                    if data["category_id"] else None)
-        if subcategory is not None and (category is None or subcategory.parent_id != category.id):
-            subcategory = None
-    if "subcategory_id" in data:
-        subcategory = None
-        if data["subcategory_id"]:
-            if category is None:
-                # A subcategory alone implies its category.
-                sub = db.session.get(Category, data["subcategory_id"])
-                category = sub.parent if sub is not None else None
-                if category is None:
-                    raise ValidationError(_("Unknown subcategory."),
-                                          fields={"subcategory_id": [_("Unknown subcategory.")]})
-            subcategory = core.find_category(data["subcategory_id"], "subcategory_id",
-                                             parent=category)
-    return category, subcategory
+    """Resolve category_id / subcategory_id from ``data`` against the current pair; a
+    subcategory alone implies its category."""
+    return core.resolve_categories(data, category, subcategory, infer_category=True)
 
 
 # --- writing -------------------------------------------------------------------------
@@ -262,16 +233,10 @@ def create_incident(actor: User, data: dict, channel: str) -> Incident:
     with read_only_transaction():
         incident = _new_incident(actor, data, channel)
         cis = cmdb_links.resolve(data["affected_cis"]) if data.get("affected_cis") else []
-    incident.number = core.allocate_number(PREFIX)
-    db.session.add(incident)
-    db.session.flush()
-    core.record(incident, actor, "created", "number", None, incident.number)
+    core.add_numbered(incident, actor, PREFIX)
     if incident.assignee is not None:
         core.record(incident, actor, "assigned", "assignee", None, incident.assignee)
-    if cis:
-        cmdb_links.set_affected_cis(incident, actor, cis, "created", new=True)
-    else:
-        cmdb_links.mark_none(incident)
+    cmdb_links.set_created_cis(incident, actor, cis)
     core.commit_and_notify([("servicedesk_ticket_created", {"ticket": incident, "actor": actor})])
     return incident
 

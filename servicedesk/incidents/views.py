@@ -287,18 +287,17 @@ def _console_page(number: str, problem: dict | None = None):
 
 def _console_action(number: str, form: str, action, done: str):
     """Run one service call for a console form: PRG on success, the page with reasons else."""
-    try:
-        action()
-    except (SchemaError, ServiceError) as exc:
-        return _console_page(number, _problem(exc, form))
-    flash(done, "success")
-    try:
-        service.get_incident(me(), number)
-    except NotFound:
-        # Handed to a queue the agent does not see (escalated, moved to another group):
-        # back to their own queue rather than on to a 404.
-        return redirect(url_for(".console"))
-    return redirect(url_for(".console_incident", number=number))
+    def after():
+        try:
+            service.get_incident(me(), number)
+        except NotFound:
+            # Handed to a queue the agent does not see (escalated, moved to another
+            # group): back to their own queue rather than on to a 404.
+            return url_for(".console")
+        return url_for(".console_incident", number=number)
+
+    return helpers.form_action(form, action, done,
+                               lambda problem: _console_page(number, problem), after)
 
 
 @bp.route("/console/incidents/<string:number>")

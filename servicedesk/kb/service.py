@@ -27,6 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
 from servicedesk.extensions import db
+from servicedesk.i18n import N_
 from servicedesk.identity.models import User
 from servicedesk.kb import markdown, search, workflow
 from servicedesk.kb.models import Article, ArticleVersion, TicketLink
@@ -40,11 +41,6 @@ CONTENT_FIELDS = ("title", "body", "category_id", "service_id", "tags", "audienc
 _STAFF_FIELDS = set(CONTENT_FIELDS)
 # What each role may write (ASVS 15.3.3); ``state`` changes only by a transition.
 WRITE_FIELDS = {"agent": _STAFF_FIELDS, "manager": _STAFF_FIELDS, "admin": _STAFF_FIELDS}
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction only; translated where it is shown."""
-    return message
 
 
 WHY_NOT = {"state": N_("Change the state with a transition.")}

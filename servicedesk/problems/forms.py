@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from servicedesk.web.helpers import N_
+from servicedesk.i18n import N_
 
 
 STATUS_LABELS = {

@@ -19,6 +19,7 @@ from sqlalchemy.orm import joinedload
 from servicedesk import cmdb_links
 from servicedesk.errors import Conflict, NotFound, ValidationError
 from servicedesk.extensions import db
+from servicedesk.i18n import N_
 from servicedesk.identity.models import User
 from servicedesk.incidents.models import Incident
 from servicedesk.problems.models import PREFIX, Problem, ProblemIncident
@@ -50,10 +51,6 @@ _FIELDS = {"title", "description", "impact", "urgency", "category_id", "subcateg
            "workaround"}
 CREATE_FIELDS = {role: _FIELDS | {"incidents"} for role in ("agent", "manager", "admin")}
 UPDATE_FIELDS = {role: set(_FIELDS) for role in ("agent", "manager", "admin")}
-
-
-def N_(message: str) -> str:
-    return message
 
 
 WHY_NOT = {
@@ -118,11 +115,7 @@ def list_problems(actor: User, filters: dict, sort: str = DEFAULT_SORT,
         .options(joinedload(Problem.assignee), joinedload(Problem.group),
                  joinedload(Problem.category))
         .order_by(*order_by(columns)).limit(limit + 1)).all()
-    problems = []
-    for problem, cis in rows:
-        problem.__dict__["_affected_cis"] = cmdb_links.decode_column(cis)
-        problems.append(problem)
-    return cut_page(problems, columns, limit)
+    return cut_page(cmdb_links.with_affected_cis(rows), columns, limit)
 
 
 def like_pattern(word: str) -> str:
@@ -170,41 +163,13 @@ def _impact_changes(problem: Problem, base_impact: str, urgency: str, count: int
 # --- writing -------------------------------------------------------------------------
 
 
-def _categories(data: dict, category=None, subcategory=None):
-    if "category_id" in data:
-        category = (core.find_category(data["category_id"], "category_id")
-                    if data["category_id"] else None)
-        if subcategory is not None and (category is None or subcategory.parent_id != category.id):
-            subcategory = None
-    if "subcategory_id" in data:
-        subcategory = None
-        if data["subcategory_id"]:
-            if category is None:
-                raise ValidationError(
-                    _("Choose a category first."),
-                    fields={"subcategory_id": [_("A subcategory needs its category.")]})
-            subcategory = core.find_category(data["subcategory_id"], "subcategory_id",
-                                             parent=category)
-    return category, subcategory
-
-
 def _assignment(problem: Problem, data: dict) -> dict:
     changes = {}
-    group = problem.group
-    if "group" in data:
-        group = core.find_group(data["group"]) if data["group"] else None
-        changes["group"] = group
-        changes["support_line"] = group.support_line if group else None
-    assignee = problem.assignee
+    group = core.requested_group(problem, data, changes)
+    assignee = core.requested_assignee(problem, data)
     if "assignee" in data:
-        assignee = (core.find_user(data["assignee"], "assignee", staff=True)
-                    if data["assignee"] else None)
         changes["assignee"] = assignee
-    if assignee is not None and group is not None and group not in assignee.groups:
-        raise ValidationError(
-            _("%(username)s is not a member of %(group)s.",
-              username=assignee.username, group=group.name),
-            fields={"assignee": [_("Must be a member of the group %(group)s.", group=group.name)]})
+    core.check_member(assignee, group)
     return changes
 
 
@@ -238,7 +203,7 @@ def create_problem(actor: User, data: dict) -> Problem:
     check_staff(actor)
     core.check_writable(actor, data.keys(), CREATE_FIELDS, WHY_NOT)
     incidents = _resolve_incidents(actor, data.get("incidents"))
-    category, subcategory = _categories(data)
+    category, subcategory = core.resolve_categories(data)
     cis = cmdb_links.resolve(data["affected_cis"]) if data.get("affected_cis") else []
     base_impact = data.get("impact") or "low"
     urgency = data.get("urgency") or "medium"
@@ -256,14 +221,8 @@ def create_problem(actor: User, data: dict) -> Problem:
         setattr(problem, attr, value)
     for attr, value in _assignment(problem, data).items():
         setattr(problem, attr, value)
-    problem.number = core.allocate_number(PREFIX)
-    db.session.add(problem)
-    db.session.flush()
-    core.record(problem, actor, "created", "number", None, problem.number, now)
-    if cis:
-        cmdb_links.set_affected_cis(problem, actor, cis, "created", at=now, new=True)
-    else:
-        cmdb_links.mark_none(problem)
+    core.add_numbered(problem, actor, PREFIX, now)
+    cmdb_links.set_created_cis(problem, actor, cis, now)
     for incident in incidents:
         _link(problem, incident, actor, now)
     core.commit_and_notify([("servicedesk_ticket_created", {"ticket": problem, "actor": actor})])
@@ -291,7 +250,7 @@ def update_problem(actor: User, number: str, data: dict) -> Problem:
         changes.update(_impact_changes(problem, base, data.get("urgency") or problem.urgency,
                                        problem.incident_count))
     if "category_id" in data or "subcategory_id" in data:
-        category, subcategory = _categories(data, problem.category, problem.subcategory)
+        category, subcategory = core.resolve_categories(data, problem.category, problem.subcategory)
         changes.update(category=category, subcategory=subcategory)
     if "group" in data or "assignee" in data:
         changes.update(_assignment(problem, data))

@@ -194,19 +194,17 @@ def _detail(number: str, problem: dict | None = None):
 
 
 def _action(number: str, form: str, action, done: str, back: str | None = None):
+    if not back:
+        return helpers.form_action(form, action, done, lambda problem: _detail(number, problem),
+                                   url_for(".console_problem", number=number))
+    # Posted from an incident page: success or refusal, the reason is shown there.
     try:
-        message = action()
+        flash(action() or done, "success")
     except (SchemaError, ServiceError) as exc:
-        if back:  # posted from an incident page: show the reason there
-            db.session.rollback()
-            flash(exc.message if isinstance(exc, ServiceError)
-                  else gettext("Some fields are missing or invalid."), "error")
-            return redirect(url_for("incidents.console_incident", number=back))
-        return _detail(number, form_refusal(exc, form))
-    flash(message or done, "success")
-    if back:
-        return redirect(url_for("incidents.console_incident", number=back))
-    return redirect(url_for(".console_problem", number=number))
+        db.session.rollback()
+        flash(exc.message if isinstance(exc, ServiceError)
+              else gettext("Some fields are missing or invalid."), "error")
+    return redirect(url_for("incidents.console_incident", number=back))
 
 
 @bp.route("/console/problems/<string:number>")

@@ -20,7 +20,7 @@ from servicedesk.extensions import db
 from servicedesk.identity.models import User
 from servicedesk.reports.filters import Filters, previous_month, require_reader
 from servicedesk.reports.kpis import rate
-from servicedesk.reports.stats import no_jit
+from servicedesk.reports.stats import report_settings
 from servicedesk.tickets.models import Category, Ticket
 
 FLAT_POINTS = 0.5
@@ -105,7 +105,7 @@ def _rows(section: str, now: dict, before: dict, total: int, total_before: int,
 def category_report(actor: User, filters: Filters) -> dict:
     """Shares per category, subcategory and CI of ``filters``' month, with the trend."""
     require_reader(actor)
-    no_jit()
+    report_settings()
     before = previous_month(filters)
     total, counts = _month_counts(actor, filters)
     total_before, counts_before = _month_counts(actor, before)

@@ -12,10 +12,12 @@ always narrowed to the tickets the actor may see):
   the period — so all of it describes the same tickets:
 
   - **first response / resolution time**: business seconds the ticket's SLA clock ran
-    (``sla_clocks.elapsed_seconds``: on the policy's calendar, pauses excluded);
-    median and p90 in hours; tickets without an SLA policy are not measured;
-  - **SLA compliance**: stopped clocks that did not breach ÷ stopped clocks, per metric,
-    and tickets with no breached clock ÷ tickets with clocks (``overall``);
+    (``sla_clocks.elapsed_seconds``: on the policy's calendar, pauses excluded; read
+    from its copy on the ticket, ``tickets.sla_<metric>_business_seconds``); median
+    and p90 in hours; tickets without an SLA policy are not measured;
+  - **SLA compliance**: stopped clocks that did not breach ÷ stopped clocks, per metric
+    (``tickets.sla_<metric>_breached``: NULL until the clock stopped), and tickets with
+    no breached clock ÷ tickets with stopped clocks (``overall``);
   - **reopen rate**: tickets with ``reopen_count > 0`` ÷ resolved;
   - **first-contact resolution**: resolved by the first line (``support_line`` 1 or
     none) without any escalation ÷ resolved;
@@ -40,15 +42,14 @@ from fractions import Fraction
 from types import SimpleNamespace
 
 from sqlalchemy import and_, case, func, literal, or_, select, true
-from sqlalchemy.orm import aliased
 
 from servicedesk.csat.service import csat_stats
 from servicedesk.extensions import db
 from servicedesk.identity.models import User
 from servicedesk.kb.models import Article, Deflection
 from servicedesk.reports.filters import Filters, require_reader
-from servicedesk.reports.stats import aggregate, day, epoch, no_jit
-from servicedesk.sla.models import METRICS, SlaClock
+from servicedesk.reports.stats import aggregate, day, epoch, report_settings
+from servicedesk.sla.models import METRICS
 from servicedesk.tickets.models import AuditEntry, Ticket
 from servicedesk.types import utcnow
 
@@ -78,7 +79,7 @@ def _count(*where) -> int:
 def kpis(actor: User, filters: Filters, now: datetime | None = None) -> dict:
     """Every KPI of the report for ``filters`` as ``actor`` may see them."""
     require_reader(actor)
-    no_jit()
+    report_settings()
     now = now or utcnow()
     base = filters.clauses(actor)
     cohort = [*base, filters.within(Ticket.resolved_at)]
@@ -110,45 +111,18 @@ def _sum(term):
     return func.coalesce(func.sum(case((term, 1), else_=0)), 0)
 
 
-def _stopped_clocks():
-    """The cohort tickets LEFT JOINed to their stopped clocks: (FROM clause, {metric:
-    columns met_at, breached_at, elapsed_seconds}), NULL where a clock is not stopped.
-
-    PostgreSQL gets one LATERAL aggregate per ticket (a single index-only probe of
-    ``ix_sla_clocks_report`` for both metrics): its planner otherwise hashes every clock
-    of the table, which for a month of a million tickets reads 30 times the rows needed
-    (for a year, a third of the table, both plans take as long: bench/reports.py).
-    SQLite plans plain joins on the unique (ticket, metric) key as lookups already.
-    """
-    joined = Ticket.__table__
-    if db.engine.dialect.name != "postgresql":
-        clocks = {}
-        for metric in METRICS:
-            clock = aliased(SlaClock, name=f"{metric}_clock")
-            joined = joined.outerjoin(clock, and_(
-                clock.ticket_id == Ticket.id, clock.metric == metric, clock.met_at.isnot(None)))
-            clocks[metric] = clock
-        return joined, clocks
-    clock = aliased(SlaClock, name="clock")
-    columns = []
-    for metric in METRICS:
-        mine = clock.metric == metric
-        columns += [func.max(case((mine, 1))).label(f"{metric}_met"),
-                    func.max(case((and_(mine, clock.breached_at.isnot(None)), 1)))
-                    .label(f"{metric}_breached"),
-                    func.max(case((mine, clock.elapsed_seconds))).label(f"{metric}_elapsed")]
-    stopped = (select(*columns).where(clock.ticket_id == Ticket.id, clock.met_at.isnot(None))
-               .lateral("stopped"))
-    return joined.outerjoin(stopped, true()), {
-        metric: SimpleNamespace(met_at=stopped.c[f"{metric}_met"],
-                                breached_at=stopped.c[f"{metric}_breached"],
-                                elapsed_seconds=stopped.c[f"{metric}_elapsed"])
-        for metric in METRICS}
+def _outcomes() -> dict:
+    """Per metric, the cohort ticket's stopped clock as the report reads it, from the
+    ticket row (``refresh_clocks`` copies it there, migration 0019): ``breached`` (NULL
+    while the clock runs or without one) and ``seconds`` (business seconds it ran)."""
+    return {metric: SimpleNamespace(
+        breached=getattr(Ticket, f"sla_{metric}_breached"),
+        seconds=getattr(Ticket, f"sla_{metric}_business_seconds")) for metric in METRICS}
 
 
 def _cohort(cohort) -> dict:
-    """Everything measured over the resolved cohort: one pass over its tickets and their
-    stopped clocks (percentiles included on PostgreSQL), and one over its escalations."""
+    """Everything measured over the resolved cohort: one pass over its tickets (their
+    clocks' outcomes included; percentiles too on PostgreSQL), one over its escalations."""
     line = func.coalesce(Ticket.support_line, 1)
     columns = [
         func.count(),
@@ -156,20 +130,18 @@ def _cohort(cohort) -> dict:
         _sum(and_(line == 1, Ticket.escalation_count == 0)),
         *[_sum(line >= level) for level in LINES],
     ]
-    joined, clocks = _stopped_clocks()
+    clocks = _outcomes()
     for clock in clocks.values():
-        elapsed = clock.elapsed_seconds
-        columns += [func.count(clock.met_at), _sum(and_(clock.met_at.isnot(None),
-                                                        clock.breached_at.is_(None))),
+        elapsed = clock.seconds
+        columns += [func.count(clock.breached), _sum(clock.breached.is_(False)),
                     func.count(elapsed), func.avg(elapsed)]
         columns += [_sum(elapsed >= low * HOUR if high is None else
                          and_(elapsed >= low * HOUR, elapsed < high * HOUR))
                     for _label, low, high in DURATION_BUCKETS]
-    stopped = or_(*(c.met_at.isnot(None) for c in clocks.values()))
-    breached = or_(*(c.breached_at.isnot(None) for c in clocks.values()))
+    stopped = or_(*(c.breached.isnot(None) for c in clocks.values()))
+    breached = or_(*(c.breached.is_(True) for c in clocks.values()))
     columns += [_sum(stopped), _sum(and_(stopped, ~breached))]
-    row, figures = aggregate(columns, [clocks[m].elapsed_seconds for m in METRICS], cohort,
-                             from_=joined)
+    row, figures = aggregate(columns, [clocks[m].seconds for m in METRICS], cohort)
     resolved, reopened, first_contact, *reached = [int(v) for v in row[:3 + len(LINES)]]
     row = row[3 + len(LINES):]
     result = {"resolved": resolved, "reopen_rate": rate(reopened, resolved),

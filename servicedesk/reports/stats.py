@@ -21,16 +21,24 @@ from sqlalchemy.sql.functions import FunctionElement
 from servicedesk.extensions import db
 
 MEDIAN_P90 = (Fraction(1, 2), Fraction(9, 10))
+REPORT_WORK_MEM = "64MB"
 
 
-def no_jit() -> None:
-    """PostgreSQL: no JIT compilation for the rest of this transaction (a report's).
+def report_settings() -> None:
+    """PostgreSQL: settings for the rest of this transaction (a report's).
 
-    Its cost estimates put report statements over the JIT threshold, and compiling
-    them took a quarter of a second per statement (bench/reports.py), more than it won.
+    - no JIT compilation: its cost estimates put report statements over the JIT
+      threshold, and compiling them took a quarter of a second per statement
+      (bench/reports.py), more than it won;
+    - ``work_mem`` of ``REPORT_WORK_MEM``: the percentiles sort the cohort's values, a
+      year of a million tickets is ~460,000 per measure, which the default 4 MB sorts
+      on disk (an external merge, a third of the statement's time).
     """
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL jit = off"))
+        # set_config(..., true): SET LOCAL, both in one round trip
+        db.session.execute(text("SELECT set_config('jit', 'off', true), "
+                                "set_config('work_mem', :work_mem, true)"),
+                           {"work_mem": REPORT_WORK_MEM})
 
 
 class epoch(FunctionElement):

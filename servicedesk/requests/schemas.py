@@ -6,6 +6,8 @@ import marshmallow as ma
 from marshmallow import fields, validate
 from webargs.fields import DelimitedList
 
+from cmdb.schemas import CIRef
+from servicedesk import cmdb_links
 from servicedesk.catalogue.formdef import labelled_answers
 from servicedesk.requests.service import SORTS
 from servicedesk.requests.workflow import REQUEST_WORKFLOW
@@ -32,6 +34,8 @@ class RequestUpdateSchema(ma.Schema):
     description = fields.String(validate=validate.Length(max=50_000))
     group = fields.String(**_name)
     assignee = fields.String(**_name)
+    affected_cis = fields.List(CIRef(), allow_none=True, validate=validate.Length(max=50),
+                               metadata={"description": "The CIs it concerns (replaces them)"})
     version = Version(required=True, metadata={"description": "The version you last read."})
 
 
@@ -75,6 +79,8 @@ class RequestSchema(ma.Schema):
     offering_id = fields.Integer()
     offering = fields.Function(lambda r: r.offering.name)
     service_id = fields.Integer(allow_none=True)
+    affected_cis = fields.Function(cmdb_links.affected_cis, metadata={
+        "description": "The configuration items it concerns"})
     answers = fields.Dict()
     answers_labelled = fields.Function(
         lambda r: [{"label": label, "value": value}

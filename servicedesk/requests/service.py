@@ -7,10 +7,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from servicedesk import cmdb_links
 from servicedesk.catalogue.formdef import validate_answers
 from servicedesk.catalogue.service import requestable_offering
 from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
 from servicedesk.extensions import db
+from servicedesk.i18n import N_
 from servicedesk.identity.models import User
 from servicedesk.requests import approval
 from servicedesk.requests.models import PREFIX, ServiceRequest
@@ -18,6 +20,7 @@ from servicedesk.requests.workflow import REQUEST_WORKFLOW
 from servicedesk.sla.models import SlaPolicy
 from servicedesk.tickets import service as core
 from servicedesk.tickets.access import visible_tickets_clause
+from servicedesk.tickets.models import Ticket
 from servicedesk.tickets.paging import (
     after_cursor,
     cut_page,
@@ -31,14 +34,10 @@ from servicedesk.types import utcnow
 WORKFLOW = REQUEST_WORKFLOW
 
 _ASKED = {"offering_id", "answers", "title", "description"}
-_STAFF = {"title", "description", "group", "assignee"}
+_STAFF = {"title", "description", "group", "assignee", "affected_cis"}
 CREATE_FIELDS = {"requester": _ASKED, "agent": _ASKED | {"requester"},
                  "manager": _ASKED | {"requester"}, "admin": _ASKED | {"requester"}}
 UPDATE_FIELDS = {"agent": _STAFF, "manager": _STAFF, "admin": _STAFF}
-
-
-def N_(message: str) -> str:
-    return message
 
 
 WHY_NOT = {
@@ -47,6 +46,7 @@ WHY_NOT = {
     "assignee": N_("Only IT staff assign requests."),
     "title": N_("Add a reply to tell IT what changed."),
     "description": N_("Add a reply to tell IT what changed."),
+    "affected_cis": N_("Only IT staff link configuration items."),
 }
 
 
@@ -113,10 +113,11 @@ def list_requests(actor: User, filters: dict, sort: str = DEFAULT_SORT,
             ServiceRequest.created_at < to_utc(filters["created_before"], "created_before"))
     if cursor:
         where.append(after_cursor(columns, decode_cursor(cursor, columns)))
-    rows = list(db.session.scalars(
-        select(ServiceRequest).where(*where).options(*_LIST_OPTIONS)
-        .order_by(*order_by(columns)).limit(limit + 1)))
-    return cut_page(rows, columns, limit)
+    # The affected CIs come as a JSON column of the same statement: one per page.
+    rows = db.session.execute(
+        select(ServiceRequest, cmdb_links.affected_cis_column(Ticket.id)).where(*where)
+        .options(*_LIST_OPTIONS).order_by(*order_by(columns)).limit(limit + 1)).all()
+    return cut_page(cmdb_links.with_affected_cis(rows), columns, limit)
 
 
 # --- moving along the workflow -------------------------------------------------------
@@ -179,6 +180,7 @@ def create_request(actor: User, data: dict, channel: str) -> ServiceRequest:
     request.number = core.allocate_number(PREFIX)
     db.session.add(request)
     db.session.flush()
+    cmdb_links.mark_none(request)
     core.record(request, actor, "created", "number", None, request.number, at=now)
     hooks = [("servicedesk_ticket_created", {"ticket": request, "actor": actor})]
     if approvers is None:
@@ -224,10 +226,15 @@ def update_request(actor: User, number: str, data: dict) -> ServiceRequest:
     core.check_writable(actor, data.keys(), UPDATE_FIELDS, WHY_NOT)
     _check_open_for_edits(request)
     core.check_version(request, version)
+    cis = cmdb_links.resolve(data["affected_cis"]) if "affected_cis" in data else None
     changes = {k: data[k] for k in ("title", "description") if k in data}
     if "group" in data or "assignee" in data:
         changes.update(_assignment(request, data))
     entries = core.apply_changes(request, actor, changes)
+    if cis is not None:
+        entry = cmdb_links.set_affected_cis(request, actor, cis, "updated")
+        if entry is not None:
+            entries.append(entry)
     hooks = [("servicedesk_ticket_updated",
               {"ticket": request, "actor": actor, "changes": entries})] if entries else []
     core.commit_and_notify(hooks)

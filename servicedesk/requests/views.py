@@ -13,6 +13,7 @@ from flask_login import login_required
 from marshmallow import RAISE
 from marshmallow import ValidationError as SchemaError
 
+from servicedesk import cmdb_links
 from servicedesk.catalogue import service as catalogue
 from servicedesk.catalogue.formdef import answers_from_form, labelled_answers
 from servicedesk.errors import ServiceError
@@ -136,6 +137,7 @@ def _page(number: str, problem: dict | None = None):
         staff=helpers.staff_by_group() if user.is_staff else [],
         groups=helpers.groups() if user.is_staff else [],
         problem=problem, values=typed_values(problem),
+        cis=cmdb_links.affected_cis(item) if user.is_staff else [],
     )
     return page, (problem["status"] if problem else 200)
 

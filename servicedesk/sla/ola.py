@@ -64,7 +64,7 @@ from servicedesk.sla.models import (
     OlaGroupChange,
     SlaCalendar,
 )
-from servicedesk.sla.service import calendar_for, clock_summary
+from servicedesk.sla.service import SLA_FINGERPRINT, calendar_for, clock_summary
 from servicedesk.sqljson import json_array_agg, json_object
 from servicedesk.tickets.models import AuditEntry, Ticket
 from servicedesk.tickets.workflow import WORKFLOWS
@@ -205,13 +205,10 @@ def _spans(events: Sequence[OlaEvent], start: datetime, now: datetime):
 # --- on the database: keeping the clock rows -------------------------------------------
 
 
-_OLAS_FINGERPRINT = refdata.fingerprint_sql("group_olas", "sla_calendars")
-
-
 def active_olas() -> dict[int, GroupOla]:
     """Active OLAs by group id, with their calendars: read-only copies, cached per
     process while the tables' fingerprint holds (servicedesk.refdata)."""
-    return refdata.cached("group_olas", _OLAS_FINGERPRINT, _load_active_olas)
+    return refdata.cached("group_olas", SLA_FINGERPRINT, _load_active_olas)
 
 
 def _load_active_olas() -> dict[int, GroupOla]:

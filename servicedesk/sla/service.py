@@ -6,9 +6,10 @@ ticket kind keeps its clocks without code of its own. A refresh recomputes the r
 from the ticket's history (``servicedesk.sla.clocks``), never by patching them, and
 :func:`repair_clocks` does the same for every open ticket (``servicedesk sla repair``).
 
-The ticket's own SLA columns (``sla_policy_id``, ``sla_due_at``) are written with a
-plain UPDATE that leaves ``tickets.version`` (and ``updated_at``) alone: bookkeeping by
-the system must never make an agent's next save fail as stale.
+The ticket's own SLA columns (``sla_policy_id``, ``sla_due_at``; for reports, each
+stopped clock's outcome: ``sla_<metric>_breached``, ``sla_<metric>_business_seconds``)
+are written with a plain UPDATE that leaves ``tickets.version`` (and ``updated_at``)
+alone: bookkeeping by the system must never make an agent's next save fail as stale.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 REPAIR_BATCH = 500
+# The ticket's copy of its stopped clocks' outcome, for reports (migration 0019).
+REPORT_COLUMNS = tuple(f"sla_{metric}_{what}" for metric in METRICS
+                       for what in ("breached", "business_seconds"))
 
 
 # --- calendars -----------------------------------------------------------------------
@@ -135,11 +139,12 @@ def calendar_for(row: SlaCalendar) -> BusinessCalendar:
 # --- policies ------------------------------------------------------------------------
 
 
-# Services are in the fingerprint because a catalogue service names the policy its
-# tickets run under (catalogue_services.sla_policy_id; read as SQL: the SLA engine
-# does not import the catalogue).
-_POLICIES_FINGERPRINT = refdata.fingerprint_sql("sla_policies", "sla_calendars",
-                                                "catalogue_services")
+# One fingerprint for SLA policies and OLAs (servicedesk.sla.ola), so a ticket change
+# checks both with one query. Services are in it because a catalogue service names the
+# policy its tickets run under (catalogue_services.sla_policy_id; read as SQL: the SLA
+# engine does not import the catalogue).
+SLA_FINGERPRINT = refdata.fingerprint_sql("sla_policies", "sla_calendars",
+                                          "catalogue_services", "group_olas")
 
 
 class PolicySet(list):
@@ -154,7 +159,7 @@ def active_policies() -> PolicySet:
     Read-only copies, cached per process while the tables' fingerprint holds (see
     servicedesk.refdata): one small query per call instead of loading them all.
     """
-    return refdata.cached("sla_policies", _POLICIES_FINGERPRINT, _load_active_policies)
+    return refdata.cached("sla_policies", SLA_FINGERPRINT, _load_active_policies)
 
 
 def _load_active_policies() -> PolicySet:
@@ -339,6 +344,8 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
             states = compute_clocks(ticket, events, targets, calendar, now)
         changed = False
         rows = []
+        # reports: each clock's outcome once stopped, on the ticket row (NULL otherwise)
+        outcome = dict.fromkeys(REPORT_COLUMNS)
         for metric in METRICS:
             row, state = existing[metric], states[metric]
             if state is None:
@@ -350,6 +357,9 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
             values = {"policy_id": policy.id, **state.row_values(),
                       # reports: business time the clock ran, once it stopped
                       "elapsed_seconds": stopped_seconds(state, calendar)}
+            if state.met_at is not None:
+                outcome[f"sla_{metric}_breached"] = state.breached_at is not None
+                outcome[f"sla_{metric}_business_seconds"] = values["elapsed_seconds"]
             if row is None:
                 row = SlaClock(ticket_id=ticket.id, metric=metric, **values)
                 db.session.add(row)
@@ -369,17 +379,20 @@ def refresh_clocks(ticket: Ticket, actor: User | None, *, policies=None, history
         policy_id = policy.id if policy is not None else None
         due = min((r.due_at for r in rows if r.met_at is None and r.due_at is not None),
                   default=None)
-        if (policy_id, due, adjusted_by) != (old_policy_id, ticket.sla_due_at, old_adjusted_by):
+        if ((policy_id, due, adjusted_by) != (old_policy_id, ticket.sla_due_at, old_adjusted_by)
+                or any(getattr(ticket, k) != v for k, v in outcome.items())):
             table = Ticket.__table__
             db.session.execute(
                 update(table).where(table.c.id == ticket.id)
                 # updated_at set to itself: its onupdate must not fire for bookkeeping
                 .values(sla_policy_id=policy_id, sla_due_at=due, sla_adjusted_by=adjusted_by,
-                        updated_at=table.c.updated_at)
+                        updated_at=table.c.updated_at, **outcome)
             )
             set_committed_value(ticket, "sla_policy_id", policy_id)
             set_committed_value(ticket, "sla_due_at", due)
             set_committed_value(ticket, "sla_adjusted_by", adjusted_by)
+            for key, value in outcome.items():
+                set_committed_value(ticket, key, value)
             changed = True
         set_committed_value(ticket, "sla_policy", policy)
         if policy_id != old_policy_id:

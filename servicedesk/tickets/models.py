@@ -138,6 +138,13 @@ class Ticket(db.Model):
     # The plugin whose servicedesk_sla_policy answer changed the policy or targets the
     # clocks run on (NULL: the policy's own); shown in the API's ``sla.targets``.
     sla_adjusted_by: Mapped[str | None] = mapped_column(String(100))
+    # Each SLA clock's outcome once it stopped, copied from sla_clocks by the same
+    # refresh (migration 0019), so reports read one row per ticket: breached or not
+    # (NULL: no stopped clock) and the business seconds it ran (NULL: not measured).
+    sla_response_breached: Mapped[bool | None] = mapped_column()
+    sla_response_business_seconds: Mapped[int | None] = mapped_column()
+    sla_resolution_breached: Mapped[bool | None] = mapped_column()
+    sla_resolution_business_seconds: Mapped[int | None] = mapped_column()
     escalation_level: Mapped[int] = mapped_column(SmallInteger, default=0,
                                                   server_default=text("0"))
     version: Mapped[int] = mapped_column(default=1)

@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from servicedesk.errors import Conflict, Forbidden, NotFound, ValidationError
 from servicedesk.extensions import db
 from servicedesk.identity.models import Group, User, group_members
-from servicedesk.plugins import call_hook
+from servicedesk.plugins import call_hook, call_hooks_in_transaction
 from servicedesk.tickets.access import visible_tickets_clause
 from servicedesk.tickets.models import (
     LEVELS,
@@ -215,6 +215,62 @@ def is_member(user: User, group: Group) -> bool:
         group_members.c.user_id == user.id, group_members.c.group_id == group.id)))
 
 
+def requested_group(ticket: Ticket, data: dict, changes: dict) -> Group | None:
+    """The group ``data`` asks for (``group``: a name or empty), else the ticket's own;
+    a group asked for goes into ``changes`` with its support line."""
+    if "group" not in data:
+        return ticket.group
+    group = find_group(data["group"]) if data["group"] else None
+    changes.update(group=group, support_line=group.support_line if group else None)
+    return group
+
+
+def requested_assignee(ticket: Ticket, data: dict) -> User | None:
+    """The IT staff member ``data`` asks for (``assignee``: a username or empty), else
+    the ticket's own assignee."""
+    if "assignee" not in data:
+        return ticket.assignee
+    return find_user(data["assignee"], "assignee", staff=True) if data["assignee"] else None
+
+
+def check_member(assignee: User | None, group: Group | None) -> None:
+    """A 422 naming ``assignee`` when both are set and it is not a member of ``group``."""
+    if assignee is not None and group is not None and not is_member(assignee, group):
+        raise ValidationError(
+            _("%(username)s is not a member of %(group)s.",
+              username=assignee.username, group=group.name),
+            fields={"assignee": [_("Must be a member of the group %(group)s.",
+                                   group=group.name)]})
+
+
+def resolve_categories(data: dict, category: Category | None = None,
+                       subcategory: Category | None = None, *, infer_category: bool = False):
+    """The (category, subcategory) pair ``data``'s ``category_id`` / ``subcategory_id``
+    make of the current pair: another category drops a subcategory not under it; a
+    subcategory without a category is a 422, unless ``infer_category`` (its parent)."""
+    if "category_id" in data:
+        category = (find_category(data["category_id"], "category_id")
+                    if data["category_id"] else None)
+        if subcategory is not None and (category is None or subcategory.parent_id != category.id):
+            subcategory = None
+    if "subcategory_id" in data:
+        subcategory = None
+        if data["subcategory_id"]:
+            if category is None and infer_category:
+                sub = db.session.get(Category, data["subcategory_id"])
+                category = sub.parent if sub is not None else None
+                if category is None:
+                    raise ValidationError(_("Unknown subcategory."),
+                                          fields={"subcategory_id": [_("Unknown subcategory.")]})
+            if category is None:
+                raise ValidationError(
+                    _("Choose a category first."),
+                    fields={"subcategory_id": [_("A subcategory needs its category.")]})
+            subcategory = find_category(data["subcategory_id"], "subcategory_id",
+                                        parent=category)
+    return category, subcategory
+
+
 def refuse_probing_filters(actor: User, filters: dict, message: str) -> None:
     """A requester's list filters may name only themselves (403 naming the filters;
     ``message`` says so in the kind's words).
@@ -276,6 +332,16 @@ def _display(value) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def add_numbered(ticket: Ticket, actor: User | None, prefix: str,
+                 at: datetime | None = None) -> None:
+    """Give a new ``ticket`` its number, add it (flushed: it has its id) and audit its
+    creation."""
+    ticket.number = allocate_number(prefix)
+    db.session.add(ticket)
+    db.session.flush()
+    record(ticket, actor, "created", "number", None, ticket.number, at)
 
 
 def record(ticket: Ticket, actor: User | None, action: str, field: str | None = None,
@@ -405,6 +471,8 @@ def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
     survey_resolutions(hooks)  # a satisfaction survey (and its e-mail) per resolution
     try:
         notify_hooks(hooks)  # who is told what: the notification rules (notify.rules)
+        for name, kwargs in hooks:  # plugins that only write rows: in this transaction
+            call_hooks_in_transaction(name, **kwargs)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
@@ -417,4 +485,4 @@ def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
         db.session.rollback()
         raise Conflict(_("The change conflicts with existing data."), code="integrity") from exc
     for name, kwargs in hooks:
-        call_hook(name, **kwargs)
+        call_hook(name, _after_rows=True, **kwargs)

@@ -3,7 +3,8 @@
 - ``me()``: the signed-in user itself (services take the instance, not the proxy);
 - ``staff_only``: a console page, which does not exist for anyone but IT staff (404);
 - ``form_refusal(exc, form)``: what went wrong with a submitted form, for the page,
-  after undoing the unit of work;
+  after undoing the unit of work; ``form_action``: run a form's service call, then
+  redirect, or show the page again with those reasons;
 - ``filter_refusal(exc)``: what is wrong with a list page's filters (a 400);
 - ``typed_values(refusal)``: what the user typed, to show again on that page;
 - ``payload``/``load``: an HTML form as the JSON a client would send, validated with
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from functools import wraps
 
-from flask import abort, request
+from flask import abort, flash, redirect, request
 from flask_babel import gettext
 from flask_login import current_user
 from marshmallow import ValidationError as SchemaError
@@ -33,7 +34,9 @@ from marshmallow import fields as ma_fields
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from servicedesk.errors import ServiceError
 from servicedesk.extensions import db, login_manager
+from servicedesk.i18n import N_  # noqa: F401 (re-exported for the pages)
 from servicedesk.identity.models import Group
 
 _INTEGER = re.compile(r"^-?\d{1,18}$")
@@ -71,6 +74,20 @@ def form_refusal(exc: Exception, form: str) -> dict:
         raise exc  # nothing left to show the form on: the app's 404 page
     return {"form": form, "status": exc.status, "message": exc.message,
             "fields": dict(exc.fields or {})}
+
+
+def form_action(form: str, action, done: str, page, success):
+    """Run one service call for a submitted form (Post/Redirect/Get).
+
+    On success: flash what ``action`` returned, else ``done``, and redirect to
+    ``success`` (a URL, or a callable giving one once the action has run). On a refusal
+    (schema or service): ``page(refusal)``, the page again with the reasons."""
+    try:
+        message = action()
+    except (SchemaError, ServiceError) as exc:
+        return page(form_refusal(exc, form))
+    flash(message or done, "success")
+    return redirect(success() if callable(success) else success)
 
 
 def filter_refusal(exc: Exception, form: str = "filters") -> dict:
@@ -142,12 +159,6 @@ def flatten(messages) -> dict[str, list[str]]:
 
 
 # --- labels (every word a person reads goes through gettext) -------------------------
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction (pybabel's default keywords include N_); translated
-    when shown, by ``label``, in the reader's locale."""
-    return message
 
 
 def label(table: dict, key):
