@@ -105,7 +105,7 @@ def test_a_public_reply_tells_requester_assignee_and_watchers_never_the_author(w
                                          ("ticket.commented", "emma")]
 
 
-def test_resolving_tells_the_requester_and_reopening_tells_the_assignee(world, desk):
+def test_resolving_tells_the_requester_once_and_reopening_tells_the_assignee(world, desk):
     number = world.incident(desk.employee)["number"]
     agent = world.api(desk.agent)
     version = agent.get(f"/incidents/{number}").get_json()["version"]
@@ -114,8 +114,12 @@ def test_resolving_tells_the_requester_and_reopening_tells_the_assignee(world, d
                  {"to": "resolved", "resolution_code": "fixed", "resolution_notes": "Reseated"}):
         response = agent.post(f"/incidents/{number}/transition", json=step)
         assert response.status_code == 200, response.get_json()
-    resolved = [e for e in outbox() if e[0] == "ticket.resolved"]
-    assert resolved == [("ticket.resolved", "emma")]
+    # One mail for the requester: the satisfaction survey says it was resolved, and how.
+    told = [e for e in outbox() if e[0] in ("ticket.resolved", "ticket.survey")]
+    assert told == [("ticket.survey", "emma")]
+    survey = db.session.scalars(select(Notification).where(
+        Notification.event == "ticket.survey")).one()
+    assert "Resolution: Reseated" in survey.body_text and "Reseated" in survey.body_html
     response = world.api(desk.employee).post(f"/incidents/{number}/transition",
                                              json={"to": "in_progress"})
     assert response.status_code == 200, response.get_json()
@@ -317,3 +321,15 @@ def test_admins_list_failed_deliveries_and_retry_one(app, world, desk):
     again = page.post(f"/admin/notifications/{row.id}/retry", data={"csrf_token": token})
     assert again.status_code == 409  # pending now: only failed ones are retried
     assert signed_in(app, desk.manager).get("/admin/notifications").status_code == 404
+
+
+def test_watchers_are_told_of_a_resolution_and_the_requester_gets_only_the_survey(world, desk):
+    watcher = world.user("agent", "watcher", groups=[desk.l1])
+    number = world.incident(desk.employee)["number"]
+    assert world.api(watcher).post(f"/incidents/{number}/watchers").status_code in (200, 201)
+    response = world.api(desk.agent).post(f"/incidents/{number}/transition", json={
+        "to": "resolved", "resolution_code": "fixed", "resolution_notes": "Reseated"})
+    assert response.status_code == 200, response.get_json()
+    # The requester's survey covers the resolution; the watcher is told it was resolved.
+    told = sorted(e for e in outbox() if e[0] in ("ticket.resolved", "ticket.survey"))
+    assert told == [("ticket.resolved", "watcher"), ("ticket.survey", "emma")]

@@ -193,6 +193,23 @@ def _users_of(kind: str, ticket: Ticket, given: dict | None) -> list[User]:
     return []  # e.g. "approver": only the caller knows them
 
 
+# A message that would say what another one queued in the same transaction already
+# says to the same person is not sent: the satisfaction survey tells the requester
+# their ticket was resolved (with the resolution), so they get no separate notice.
+SUPERSEDED_BY = {"ticket.resolved": frozenset({"ticket.survey"})}
+
+
+def _superseded(event_name: str, ticket: Ticket) -> set[int]:
+    """Ids of the users already sent, in this transaction, what supersedes the event."""
+    from servicedesk.notify.service import queued_in_transaction
+
+    covering = SUPERSEDED_BY.get(event_name)
+    if not covering:
+        return set()
+    return {row.recipient_id for row in queued_in_transaction()
+            if row.event in covering and row.ticket_id == ticket.id}
+
+
 def notify_event(event_name: str, ticket: Ticket, *, actor: User | None,
                  context: dict | None = None, recipients: dict[str, list[User]] | None = None,
                  dedupe_suffix: str, fresh: bool = False) -> list:
@@ -227,8 +244,11 @@ def notify_event(event_name: str, ticket: Ticket, *, actor: User | None,
         muted = muted_for(event_name, asking) if asking else set()
     queued = []
     values = {**(context or {}), "actor": actor}
+    told = _superseded(event_name, ticket)
     for (uid, backend), (user, mutable) in targets.items():
         if mutable and ((uid, backend) in muted or (uid, "*", backend) in muted):
+            continue
+        if uid in told and backend == "email":
             continue
         row = queue_notification(
             event_name, user, ticket=ticket, context=values, backend=backend,

@@ -185,6 +185,17 @@ def _collect_new(session, _flush_context):
             session.info.setdefault(_SESSION_KEY, []).append((obj.id, obj.next_attempt_at))
 
 
+def queued_in_transaction() -> list[Notification]:
+    """The outbox rows this session's transaction has queued so far, flushed or not
+    (flushed ones come from the session, which holds them until the commit)."""
+    session = db.session()
+    rows = [obj for obj in session.new if isinstance(obj, Notification)]
+    with session.no_autoflush:
+        rows += [session.get(Notification, row_id)
+                 for row_id, _at in session.info.get(_SESSION_KEY, ())]
+    return [row for row in rows if row is not None]
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_new(session, previous_transaction):
     if not previous_transaction.nested:
