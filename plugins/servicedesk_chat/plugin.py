@@ -30,6 +30,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import func, select
 
 from servicedesk import netguard
+from servicedesk.errors import ServiceError
 from servicedesk.extensions import csrf, db
 from servicedesk.notify.service import Message
 from servicedesk.plugins import hookimpl, plugin_settings
@@ -168,11 +169,19 @@ bp = Blueprint("chat", __name__, url_prefix="/chat")
 csrf.exempt(bp)  # authenticated by its signature or token, never by a cookie
 
 
-def _refuse(status: int, code: str, message: str, field: str | None = None):
+def _refuse(status: int, code: str, message: str, field: str | None = None,
+            field_errors: dict | None = None):
     body = {"error": {"code": code, "message": message,
-                      "fields": {field: [message]} if field else {}},
+                      "fields": field_errors or ({field: [message]} if field else {})},
             "response_type": "ephemeral", "text": message}
     return jsonify(body), status
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(exc: ServiceError):
+    # Refusals raised before the view (the app's NUL / bad-Unicode check of the form)
+    # answer in the command's JSON too, not with an HTML error page.
+    return _refuse(exc.status, exc.code, exc.message, None, exc.fields)
 
 
 def _authentic(settings: dict) -> str | None:
@@ -216,7 +225,6 @@ def _chat_user(settings: dict):
 
 @bp.post("/command")
 def command():
-    from servicedesk.errors import ServiceError
     from servicedesk.incidents.service import create_incident
 
     request.get_data(cache=True)  # keep the raw body for the signature

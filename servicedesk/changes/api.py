@@ -103,7 +103,7 @@ class Templates(MethodView):
         return admin.create_template(actor(), data)
 
 
-@blp.route("/changes/templates/<int:template_id>")
+@blp.route("/changes/templates/<int(max=2147483647):template_id>")
 class Template(MethodView):
     @blp.response(200, ChangeTemplateSchema)
     def get(self, template_id):
@@ -131,7 +131,7 @@ class FreezeWindows(MethodView):
         return admin.create_freeze_window(actor(), data)
 
 
-@blp.route("/changes/freeze-windows/<int:window_id>")
+@blp.route("/changes/freeze-windows/<int(max=2147483647):window_id>")
 class FreezeWindow(MethodView):
     @blp.response(200, ChangeFreezeWindowSchema)
     def get(self, window_id):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import marshmallow as ma
 from marshmallow import fields, validate
 from webargs.fields import DelimitedList
@@ -15,6 +17,19 @@ from servicedesk.tickets.schemas import Id, Stripped, Version
 
 _text = dict(allow_none=True, validate=validate.Length(max=50_000))
 _name = dict(allow_none=True, validate=validate.Length(max=150))
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An aware date-time, converted to UTC as the columns store it; refused (naming the
+    field) when it leaves the years 1-9999 once in UTC (e.g. 0001-01-01T00:00+14:00),
+    which would otherwise fail while being written (a 500)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ma.ValidationError("Not within the years 1-9999 in UTC.") from None
 
 
 class ChangeCreateSchema(ma.Schema):
@@ -31,8 +46,8 @@ class ChangeCreateSchema(ma.Schema):
     implementation_plan = Stripped(**_text)
     backout_plan = Stripped(**_text)
     test_plan = Stripped(**_text)
-    planned_start = fields.AwareDateTime(allow_none=True)
-    planned_end = fields.AwareDateTime(allow_none=True)
+    planned_start = UtcDateTime(allow_none=True)
+    planned_end = UtcDateTime(allow_none=True)
     risk_answers = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
                                values=fields.String(validate=validate.Length(max=64)),
                                allow_none=True,
@@ -53,8 +68,8 @@ class ChangeUpdateSchema(ChangeCreateSchema):
 class ChangeTransitionSchema(ma.Schema):
     to = fields.String(required=True, validate=validate.OneOf(CHANGE_WORKFLOW.states))
     version = Version()
-    actual_start = fields.AwareDateTime()
-    actual_end = fields.AwareDateTime()
+    actual_start = UtcDateTime()
+    actual_end = UtcDateTime()
     review_outcome = fields.String(validate=validate.OneOf(REVIEW_OUTCOMES))
     review_notes = Stripped(validate=validate.Length(max=50_000))
     comment = Stripped(validate=validate.Length(max=50_000),
@@ -79,8 +94,8 @@ class ChangeLinkSchema(ma.Schema):
 
 
 class ChangeCalendarQuerySchema(ma.Schema):
-    start = fields.AwareDateTime(required=True)
-    end = fields.AwareDateTime(required=True)
+    start = UtcDateTime(required=True)
+    end = UtcDateTime(required=True)
 
 
 def _user(attr):
@@ -168,8 +183,8 @@ class ChangeFreezeWindowSchema(ma.Schema):
     id = fields.Integer(dump_only=True)
     name = Stripped(required=True, validate=validate.Length(min=1, max=200))
     reason = fields.String(load_default="", validate=validate.Length(max=5_000))
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True)
     active = fields.Boolean(load_default=True)
     version = fields.Integer(dump_only=True)
 
@@ -177,8 +192,8 @@ class ChangeFreezeWindowSchema(ma.Schema):
 class ChangeFreezeWindowUpdateSchema(ChangeFreezeWindowSchema):
     name = Stripped(validate=validate.Length(min=1, max=200))
     reason = fields.String(validate=validate.Length(max=5_000))
-    starts_at = fields.AwareDateTime()
-    ends_at = fields.AwareDateTime()
+    starts_at = UtcDateTime()
+    ends_at = UtcDateTime()
     active = fields.Boolean()
     version = Version(required=True)
 

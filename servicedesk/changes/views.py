@@ -139,6 +139,8 @@ def calendar_page():
     view = "week" if request.args.get("view") == "week" else "month"
     try:
         anchor = date.fromisoformat(request.args.get("date", ""))
+        if not date(1, 2, 1) <= anchor <= date(9999, 11, 30):
+            raise ValueError  # its period or the previous/next one leaves the years 1-9999
     except ValueError:
         anchor = datetime.now(_zone()).date()
     start, end, prev_anchor, next_anchor = calendar.period(view, anchor)
@@ -281,14 +283,16 @@ def add_freeze_window():
     return _admin_action("freeze", action, gettext("Freeze window added."))
 
 
-@bp.route("/changes/admin/freeze-windows/<int:window_id>/delete", methods=["POST"])
+@bp.route("/changes/admin/freeze-windows/<int(max=2147483647):window_id>/delete",
+          methods=["POST"])
 @staff_only
 def delete_freeze_window(window_id):
     return _admin_action("freeze", lambda: admin.delete_freeze_window(me(), window_id),
                          gettext("Freeze window removed."))
 
 
-@bp.route("/changes/admin/templates/<int:template_id>/active", methods=["POST"])
+@bp.route("/changes/admin/templates/<int(max=2147483647):template_id>/active",
+          methods=["POST"])
 @staff_only
 def toggle_template(template_id):
     def action():
