@@ -459,9 +459,12 @@ def list_history(ticket: Ticket, actor: User) -> list[AuditEntry]:
 def commit_and_notify(hooks: list[tuple[str, dict]]) -> None:
     """Commit the unit of work, then tell the plugins. Conflicts become 409s.
 
-    Right before the commit, the SLA clocks of every ticket the hooks name (each hook
-    carries the changed ``ticket`` and the ``actor``) are recomputed from its history,
-    in the same transaction: every kind gets its clocks kept without doing anything.
+    Right before the commit, in the same transaction, for every ticket the hooks name
+    (each hook carries the changed ``ticket`` and the ``actor``): its SLA clocks are
+    recomputed from its history, a satisfaction survey is offered on a resolution, the
+    notification rules queue their messages, and plugins that only add rows
+    (``SERVICEDESK_INLINE_HOOKS``: webhook, chat) add theirs. Every kind gets all of
+    that without doing anything. The other plugins are told after the commit.
     """
     from servicedesk.sla.service import refresh_changed_tickets
     from servicedesk.csat.service import survey_resolutions
