@@ -297,6 +297,12 @@ def test_the_inbox_page_shows_the_pending_approval_and_decides_it(
     approver = world.user("requester", "linemanager", password=PASSWORD)  # not staff
     approval = _ask(ticket, desk.agent, users=[approver])
     browser = _signed_in(app, approver)
+    nav_link = 'href="/approvals">'
+    # A line manager who is a plain employee finds the inbox in the nav while
+    # something waits for them; other employees never see the link.
+    assert nav_link in browser.get("/portal").get_data(as_text=True)
+    bystander = world.user("requester", "bystander", password=PASSWORD)
+    assert nav_link not in _signed_in(app, bystander).get("/portal").get_data(as_text=True)
     page = browser.get("/approvals")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -322,6 +328,7 @@ def test_the_inbox_page_shows_the_pending_approval_and_decides_it(
     assert "Manager approval of %s: rejected." % ticket.number in after
     assert "Nothing is waiting for your approval." in after
     assert handled == [(ticket.number, "rejected", "linemanager")]
+    assert nav_link not in browser.get("/portal").get_data(as_text=True)
 
 
 def test_the_panel_shows_decisions_and_its_form_returns_to_the_ticket_page(

@@ -367,17 +367,29 @@ def _involving(actor: User):
 def pending_for(actor: User, limit: int = LIST_LIMIT) -> list[Approval]:
     """The inbox: pending approvals ``actor`` may decide now (an open slot of theirs,
     not yet decided by them, not on a ticket they raised), oldest request first."""
+    query = (select(Approval).join(Ticket, Ticket.id == Approval.ticket_id)
+             .where(*_decidable_by(actor))
+             .order_by(Approval.requested_at, Approval.id).limit(limit)
+             .options(*_list_options()))
+    return list(db.session.scalars(query).unique())
+
+
+def has_pending(actor: User) -> bool:
+    """Whether ``actor``'s inbox holds anything (one small query)."""
+    return bool(db.session.scalar(
+        select(exists().where(Ticket.id == Approval.ticket_id, *_decidable_by(actor)))))
+
+
+def _decidable_by(actor: User) -> tuple:
+    """The conditions of the inbox: pending, an open slot of theirs, not decided by
+    them, not on a ticket they raised (the query joins ``Ticket``)."""
     _named, decided, my_groups = _involving(actor)
     open_slot = exists().where(
         ApprovalApprover.approval_id == Approval.id,
         or_(ApprovalApprover.user_id == actor.id, ApprovalApprover.group_id.in_(my_groups)),
         ~exists().where(ApprovalDecision.slot_id == ApprovalApprover.id))
-    query = (select(Approval).join(Ticket, Ticket.id == Approval.ticket_id)
-             .where(Approval.status == "pending", open_slot, ~decided,
-                    Ticket.requester_id != actor.id)
-             .order_by(Approval.requested_at, Approval.id).limit(limit)
-             .options(*_list_options()))
-    return list(db.session.scalars(query).unique())
+    return (Approval.status == "pending", open_slot, ~decided,
+            Ticket.requester_id != actor.id)
 
 
 def list_for(actor: User, status: str = "pending", limit: int = LIST_LIMIT) -> list[Approval]:

@@ -22,6 +22,18 @@ from servicedesk.extensions import db
 bp = Blueprint("approvals", __name__)
 
 
+@bp.app_template_global()
+def approvals_waiting() -> bool:
+    """For the nav: whether the signed-in user has approvals to decide. Staff always
+    see the link; a line manager who is a plain employee sees it while something
+    waits for them (one small query per page, for them only)."""
+    if not current_user.is_authenticated:
+        return False
+    if "approvals_waiting" not in g:
+        g.approvals_waiting = service.has_pending(current_user._get_current_object())
+    return g.approvals_waiting
+
+
 @bp.before_request
 def _no_store():
     g.no_store = True
