@@ -80,13 +80,6 @@ class PluginInfo:
 # --- reading (used on the hook path: cheap) ---------------------------------------------
 
 
-def read_disabled() -> frozenset[str]:
-    """One query, no autoflush (hooks may run mid-transaction with pending objects)."""
-    with db.session.no_autoflush:
-        return frozenset(db.session.scalars(
-            select(PluginState.name).where(PluginState.enabled.is_(False))))
-
-
 # Loaded settings by (plugin, saved values): plugins read theirs on every hook call,
 # and loading through the schema (defaults, validation, a webhook's URL checks) cost
 # more than the rest of a ticket creation (bench/api_load.py). Keyed by the saved
